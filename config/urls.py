@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from tokens import api
+from workspaces import views as workspace_views
+from workspaces.forms import EmailAuthenticationForm
+
+urlpatterns = [
+    path("", workspace_views.home, name="home"),
+    path("healthz", workspace_views.healthz, name="healthz"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm,
+                                     redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/settings/", workspace_views.settings_shortcut, name="settings_shortcut"),
+    path("admin/access-tokens/", workspace_views.access_tokens_shortcut,
+         name="access_tokens_shortcut"),
+    path("w/<slug:slug>/", include("workspaces.urls")),
+    path("w/<slug:slug>/admin/", include("tokens.urls")),
+    path("api/v1/", include(api.urlpatterns)),
+    path("django-admin/", admin.site.urls),
+]
+
+handler403 = "workspaces.views.permission_denied"
+handler404 = "workspaces.views.not_found"
+handler500 = "workspaces.views.server_error"

@@ -1,0 +1,113 @@
+// Workspace console: small progressive enhancements. Every page works without this file.
+(function () {
+  "use strict";
+
+  function openModal(dialog) {
+    if (!dialog) return;
+    if (dialog.open) dialog.close();
+    dialog.showModal();
+    var first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+    if (first) first.focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest("[data-dialog-open]");
+    if (opener) {
+      event.preventDefault();
+      openModal(document.getElementById(opener.getAttribute("data-dialog-open")));
+      return;
+    }
+
+    var confirmLink = event.target.closest("a[data-confirm]");
+    if (confirmLink) {
+      var dialog = document.getElementById("confirm-dialog");
+      if (!dialog) return;
+      event.preventDefault();
+      dialog.querySelector("[data-confirm-title]").textContent = confirmLink.getAttribute("data-confirm");
+      dialog.querySelector("[data-confirm-body]").textContent = confirmLink.getAttribute("data-confirm-body") || "";
+      var submit = dialog.querySelector("[data-confirm-submit]");
+      submit.textContent = confirmLink.getAttribute("data-confirm-action") || "Confirm";
+      dialog.querySelector("form[method=post]").setAttribute("action", confirmLink.getAttribute("href"));
+      dialog.showModal();
+      dialog.querySelector("[data-confirm-cancel]").focus();
+      return;
+    }
+
+    var copy = event.target.closest("[data-copy]");
+    if (copy) {
+      var source = document.getElementById(copy.getAttribute("data-copy"));
+      var status = document.getElementById(copy.getAttribute("data-copy-status"));
+      var isInput = source && source.tagName === "INPUT";
+      var text = source ? (isInput ? source.value : source.textContent).trim() : "";
+      var done = function () {
+        if (status) status.textContent = "Copied to the clipboard.";
+        copy.textContent = "Copied";
+        setTimeout(function () { copy.textContent = "Copy"; }, 2000);
+      };
+      var fallback = function () {
+        if (isInput) { source.select(); } else {
+          var range = document.createRange();
+          range.selectNodeContents(source);
+          var selection = window.getSelection();
+          selection.removeAllRanges();
+          selection.addRange(range);
+        }
+        try { document.execCommand("copy"); done(); }
+        catch (e) { if (status) status.textContent = "Select the token and copy it with your keyboard."; }
+      };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(done, fallback);
+      } else {
+        fallback();
+      }
+    }
+  });
+
+  // A form marked data-once submits once: a double click sends one request.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form[data-once]")) return;
+    if (form.dataset.submitted) { event.preventDefault(); return; }
+    form.dataset.submitted = "1";
+    form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
+      button.setAttribute("aria-disabled", "true");
+      if (button.dataset.busyText) button.textContent = button.dataset.busyText;
+    });
+  });
+
+  function syncExpiration(select) {
+    var form = select.form;
+    var custom = form.querySelector("[data-custom-date]");
+    var never = form.querySelector("[data-never-warning]");
+    if (custom) {
+      var show = select.value === "custom";
+      custom.hidden = !show;
+      var input = custom.querySelector("input");
+      if (input) input.required = show;
+    }
+    if (never) never.hidden = select.value !== "never";
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("select[data-expiration]")) syncExpiration(event.target);
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-expiration]").forEach(syncExpiration);
+
+    // A page answering a POST puts the list's address back, so a reload is a plain GET.
+    var replace = document.body.getAttribute("data-replace-url");
+    if (replace && window.history && history.replaceState) history.replaceState(null, "", replace);
+
+    document.querySelectorAll("dialog[data-autoshow]").forEach(openModal);
+
+    // Once the new token's dialog closes, its value leaves the page for good.
+    document.querySelectorAll("dialog[data-secret]").forEach(function (dialog) {
+      dialog.addEventListener("close", function () {
+        dialog.querySelectorAll("[data-secret-value]").forEach(function (el) { el.value = ""; el.textContent = ""; });
+        dialog.remove();
+      });
+    });
+  });
+})();

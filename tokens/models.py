@@ -1,0 +1,96 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from workspaces.models import Workspace
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class AccessToken(models.Model):
+    """A Codex access token: acts as its creator in one workspace.
+
+    Only the SHA-256 digest of the token is kept. A revoked token stays, with when and by whom,
+    so the history survives.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_tokens")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+    )
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    last_characters = models.CharField(max_length=4)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The create form's one-time key: the same form posted twice makes one token.
+    request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "request_key"], name="token_request_key_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="token_ws_created"),
+            models.Index(
+                fields=["workspace", "created_by", "-created_at"], name="token_ws_creator"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} (…{self.last_characters})"
+
+    def status_at(self, now):
+        if self.revoked_at is not None:
+            return TokenStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE
+
+    @property
+    def status(self):
+        return self.status_at(timezone.now())
+
+    @property
+    def is_active(self):
+        return self.status == TokenStatus.ACTIVE
+
+
+class Run(models.Model):
+    """A Codex run started with an access token: the governance record."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="runs")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    client = models.CharField(max_length=200, blank=True)
+    command = models.CharField(max_length=2000, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-started_at", "-id"], name="run_ws_time"),
+            models.Index(fields=["workspace", "user", "-started_at"], name="run_ws_user"),
+            models.Index(fields=["workspace", "token", "-started_at"], name="run_ws_token"),
+        ]
+
+    def __str__(self):
+        return f"run {self.pk} by {self.user_id}"

@@ -1,0 +1,140 @@
+"""The OpenAPI 3.1 description of the automation API, served at /api/v1/openapi.json.
+
+Hand-written; tests validate real responses against it, and CI runs schemathesis against a
+live server with it.
+"""
+
+_ERROR_CODES = [
+    "invalid_request", "missing_token", "malformed_token", "wrong_credential_type",
+    "invalid_token", "token_expired", "token_revoked", "access_denied", "rate_limited",
+    "unavailable",
+]
+
+
+def _error(description, codes, headers=None):
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/Error"}],
+            "properties": {"error": {"properties": {"code": {"enum": codes}}}},
+        }}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+_WWW = {"WWW-Authenticate": {"schema": {"type": "string"},
+                              "description": "RFC 6750 challenge: Bearer realm=\"codex\"…"}}
+_RETRY = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
+                          "description": "Seconds until this address may try again."}}
+
+_REFUSALS = {
+    "400": _error("The token was sent in the query string or the body, or the body is not "
+                  "valid.", ["invalid_request"], _WWW),
+    "401": _error("No token, or a token that cannot act: malformed, of the wrong kind, unknown, "
+                  "expired or revoked.",
+                  ["missing_token", "malformed_token", "wrong_credential_type", "invalid_token",
+                   "token_expired", "token_revoked"], _WWW),
+    "403": _error("The token's creator no longer holds Codex Local access and the access "
+                  "token permission, is no longer a member, or the plan does not support "
+                  "access tokens.", ["access_denied"], _WWW),
+    "429": _error("More than 30 failed attempts from this address within 5 minutes.",
+                  ["rate_limited"], _RETRY),
+    "503": _error("The console cannot reach its database.", ["unavailable"]),
+}
+
+DOCUMENT = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Codex workspace console API",
+        "version": "1.0.0",
+        "description": (
+            "Automation presents a Codex access token (cxat_...) when a Codex run starts; the "
+            "console decides whether the run may go ahead as the token's creator and records "
+            "it for governance. Send the token only in the Authorization header."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/v1/whoami": {
+            "get": {
+                "operationId": "whoami",
+                "summary": "The member, workspace and token this access token acts as",
+                "responses": {
+                    "200": {"description": "The token may act.", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Whoami"}}
+                    }},
+                    **_REFUSALS,
+                },
+            }
+        },
+        "/api/v1/runs": {
+            "post": {
+                "operationId": "startRun",
+                "summary": "Start a Codex run as the token's creator and record it",
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/RunRequest"}}},
+                },
+                "responses": {
+                    "201": {"description": "The run may go ahead; it is recorded.", "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Run"}}
+                    }},
+                    **_REFUSALS,
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "cxat_ access token",
+                       "description": "^cxat_[0-9A-Za-z]{36}$"}
+        },
+        "schemas": {
+            "User": {"type": "object", "required": ["email"], "additionalProperties": False,
+                     "properties": {"email": {"type": "string"}}},
+            "Workspace": {"type": "object", "required": ["slug", "name"],
+                          "additionalProperties": False,
+                          "properties": {"slug": {"type": "string"}, "name": {"type": "string"}}},
+            "Token": {"type": "object", "required": ["id", "name", "expires_at"],
+                      "additionalProperties": False,
+                      "properties": {
+                          "id": {"type": "integer"},
+                          "name": {"type": "string"},
+                          "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                      }},
+            "Whoami": {"type": "object", "required": ["user", "workspace", "token"],
+                       "additionalProperties": False,
+                       "properties": {
+                           "user": {"$ref": "#/components/schemas/User"},
+                           "workspace": {"$ref": "#/components/schemas/Workspace"},
+                           "token": {"$ref": "#/components/schemas/Token"},
+                       }},
+            "RunRequest": {"type": "object", "additionalProperties": True, "properties": {
+                "client": {"type": "string", "maxLength": 200,
+                           "description": "What started the run, e.g. codex-cli 1.2 in CI."},
+                "command": {"type": "string", "maxLength": 2000},
+            }},
+            "Run": {"type": "object",
+                    "required": ["id", "started_at", "user", "workspace", "token"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "started_at": {"type": "string", "format": "date-time"},
+                        "user": {"$ref": "#/components/schemas/User"},
+                        "workspace": {"$ref": "#/components/schemas/Workspace"},
+                        "token": {"$ref": "#/components/schemas/Token"},
+                    }},
+            "Error": {"type": "object", "required": ["error"], "additionalProperties": False,
+                      "properties": {"error": {
+                          "type": "object", "required": ["code", "message"],
+                          "additionalProperties": False,
+                          "properties": {"code": {"enum": _ERROR_CODES},
+                                         "message": {"type": "string"}},
+                      }}},
+        },
+    },
+}

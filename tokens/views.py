@@ -1,0 +1,269 @@
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods
+
+from workspaces.access import workspace_access
+from workspaces.audit import Actor
+from workspaces.export import csv_response, day_range
+from workspaces.models import Membership
+from workspaces.paging import keyset_page
+from workspaces.permissions import Perm, can, can_revoke_token
+from workspaces.services import ServiceError
+from workspaces.views import render_console
+
+from . import services
+from .forms import GovernanceFilterForm, TokenCreateForm
+from .models import AccessToken, Run, TokenStatus
+
+PAGE_SIZE = 50
+SOON = timedelta(days=7)
+SORTS = {
+    "name": ("name", "id"),
+    "created": ("created_at", "id"),
+    "expires": ("expires_at", "id"),
+    "last_used": ("last_used_at", "id"),
+}
+
+
+def _filtered(request, workspace, membership, now):
+    """The tokens this member may see, filtered and sorted by the query string."""
+    manager = can(membership, Perm.MANAGE_ACCESS_TOKENS)
+    tokens = AccessToken.objects.filter(workspace=workspace).select_related(
+        "created_by", "revoked_by"
+    )
+    if not manager:
+        tokens = tokens.filter(created_by_id=membership.user_id)
+    status = request.GET.get("status", "")
+    if status == TokenStatus.ACTIVE:
+        tokens = tokens.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+    elif status == TokenStatus.EXPIRED:
+        tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=now)
+    elif status == TokenStatus.REVOKED:
+        tokens = tokens.filter(revoked_at__isnull=False)
+    else:
+        status = ""
+    creator = request.GET.get("creator", "").strip() if manager else ""
+    if creator:
+        tokens = tokens.filter(created_by__email__iexact=creator)
+    q = request.GET.get("q", "").strip()
+    if q:
+        tokens = tokens.filter(name__icontains=q)
+    sort = request.GET.get("sort", "-created")
+    key = sort.lstrip("-")
+    if key not in SORTS:
+        sort, key = "-created", "created"
+    fields = SORTS[key]
+    if sort.startswith("-"):
+        tokens = tokens.order_by(*(f"-{f}" for f in fields))
+    else:
+        tokens = tokens.order_by(*fields)
+    filters = {"status": status, "creator": creator, "q": q, "sort": sort}
+    return tokens, filters, manager
+
+
+def _page(request, workspace, membership, *, form=None, created=None, plaintext=None,
+          notice=None, status=200):
+    now = timezone.now()
+    tokens, filters, manager = _filtered(request, workspace, membership, now)
+    page = Paginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
+    for token in page:
+        token.current_status = token.status_at(now)
+        token.expires_soon = (
+            token.current_status == TokenStatus.ACTIVE
+            and token.expires_at is not None
+            and token.expires_at - now <= SOON
+        )
+        if token.expires_soon:
+            token.expires_in_days = (token.expires_at - now).days
+    creators = []
+    if manager:
+        creators = list(
+            Membership.objects.filter(workspace=workspace)
+            .order_by("user__email")
+            .values_list("user__email", flat=True)
+        )
+    can_create = can(membership, Perm.USE_ACCESS_TOKENS)
+    query = request.GET.copy()
+    query.pop("page", None)
+    sort_query = request.GET.copy()
+    sort_query.pop("sort", None)
+    sort_query.pop("page", None)
+    response = render_console(request, "tokens/list.html", membership, "access_tokens", {
+        "page": page,
+        "filters": filters,
+        "filtered": any(filters[k] for k in ("status", "creator", "q")),
+        "manager": manager,
+        "creators": creators,
+        "statuses": TokenStatus.choices,
+        "can_create": can_create,
+        "form": form if form is not None else (TokenCreateForm() if can_create else None),
+        "open_create": form is not None and form.is_bound,
+        "created": created,
+        "plaintext": plaintext,
+        "notice": notice,
+        "query": query.urlencode(),
+        "sort_query": sort_query.urlencode(),
+        "list_url": reverse("tokens:list", args=[workspace.slug]),
+    }, status=status)
+    return response
+
+
+@never_cache
+@login_required
+@require_GET
+def token_list(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
+    return _page(request, workspace, membership)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_create(request, slug):
+    """GET: the create form as a plain page. POST: create, then show the token once."""
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
+    if not can(membership, Perm.USE_ACCESS_TOKENS):
+        if request.method == "POST":
+            raise Http404
+        return redirect("tokens:list", slug=slug)
+    if request.method == "GET":
+        form = TokenCreateForm()
+        return _page(request, workspace, membership, form=form)
+    form = TokenCreateForm(request.POST)
+    if form.is_valid():
+        try:
+            token, plaintext = services.token_create(
+                membership=membership,
+                actor=Actor.from_request(request),
+                name=form.cleaned_data["name"],
+                expires_at=form.expires_at,
+                request_key=form.cleaned_data["request_key"] or None,
+            )
+        except services.AlreadySubmitted as error:
+            return _page(request, workspace, membership, notice=error.message, status=409)
+        except ServiceError as error:
+            form.add_error(error.field if error.field in form.fields else None, error.message)
+        else:
+            return _page(request, workspace, membership, created=token, plaintext=plaintext,
+                         status=201)
+    return _page(request, workspace, membership, form=form, status=400)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def token_revoke(request, slug, token_id):
+    """GET: ask for confirmation (the page without JavaScript). POST: revoke."""
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
+    token = (
+        AccessToken.objects.select_related("workspace", "created_by")
+        .filter(workspace=workspace, pk=token_id)
+        .first()
+    )
+    if token is None or not can_revoke_token(membership, token):
+        raise Http404("No such access token.")
+    if request.method == "POST":
+        if services.token_revoke(token=token, actor=Actor.from_request(request)):
+            messages.success(request, f"The access token “{token.name}” was revoked.")
+        else:
+            messages.info(request, f"The access token “{token.name}” was already revoked.")
+        return redirect("tokens:list", slug=slug)
+    who = "" if token.created_by_id == membership.user_id else f" created by {token.created_by.email}"
+    return render_console(request, "console/confirm.html", membership, "access_tokens", {
+        "title": f"Revoke the access token “{token.name}”?",
+        "body": f"Automation using this token{who} stops working at once. This cannot be undone.",
+        "action": "Revoke token",
+        "error": "This token is already revoked." if token.revoked_at else None,
+        "cancel_url": reverse("tokens:list", args=[slug]),
+    })
+
+
+
+
+# Governance ------------------------------------------------------------------------------
+
+RUNS_PAGE_SIZE = 50
+DEFAULT_PERIOD = timedelta(days=30)
+TOP = 10
+
+
+def _runs(request, workspace):
+    """The workspace's runs filtered by the query string, and the period the counts cover."""
+    token_choices = [
+        (pk, f"{name} ({email})")
+        for pk, name, email in AccessToken.objects.filter(workspace=workspace)
+        .order_by("name", "pk").values_list("pk", "name", "created_by__email")[:500]
+    ]
+    form = GovernanceFilterForm(request.GET or None, tokens=token_choices)
+    runs = Run.objects.filter(workspace=workspace)
+    low = high = None
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data["member"]:
+            runs = runs.filter(user__email__iexact=data["member"].strip())
+        if data["token"]:
+            runs = runs.filter(token_id=data["token"])
+        low, high = day_range(data["start"], data["end"])
+    elif form.is_bound:
+        runs = runs.none()
+    if low:
+        runs = runs.filter(started_at__gte=low)
+    if high:
+        runs = runs.filter(started_at__lt=high)
+    return form, runs, low, high
+
+
+@login_required
+@require_GET
+def governance(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
+    form, runs, low, high = _runs(request, workspace)
+    page = keyset_page(runs.select_related("user", "token"), request.GET.get("after"),
+                       time_field="started_at", size=RUNS_PAGE_SIZE)
+    # Counts cover the chosen dates, or the last 30 days when none are chosen.
+    period = runs if (low or high) else runs.filter(started_at__gte=timezone.now() - DEFAULT_PERIOD)
+    by_token = list(
+        period.values("token_id", "token__name", "token__last_characters")
+        .annotate(runs=Count("id")).order_by("-runs", "token_id")[:TOP]
+    )
+    by_member = list(
+        period.values("user_id", "user__email").annotate(runs=Count("id"))
+        .order_by("-runs", "user_id")[:TOP]
+    )
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render_console(request, "tokens/governance.html", membership, "governance", {
+        "form": form, "page": page, "query": query.urlencode(),
+        "by_token": by_token, "by_member": by_member,
+        "period_label": "the chosen dates" if (low or high) else "the last 30 days",
+        "filtered": any(query.get(k) for k in ("member", "token", "start", "end")),
+    })
+
+
+@login_required
+@require_GET
+def governance_csv(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
+    _, runs, _, _ = _runs(request, workspace)
+    rows = (
+        (r.started_at.isoformat(), r.user.email, r.token.name, r.token_id, r.client, r.command,
+         r.ip, r.user_agent)
+        for r in runs.select_related("user", "token").order_by("-started_at", "-pk")
+        .iterator(chunk_size=2000)
+    )
+    return csv_response(
+        f"{slug}-runs.csv",
+        ["started_at", "member", "token", "token_id", "client", "command", "ip", "user_agent"],
+        rows,
+    )

@@ -1,0 +1,94 @@
+"""Who is acting, from where: the context every write records in its audit event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from .models import AuditEvent, User, Workspace
+
+
+def client_ip(request) -> str | None:
+    """The client's address: REMOTE_ADDR, unless settings name a trusted proxy header."""
+    header = settings.TRUSTED_PROXY_HEADER
+    if header:
+        forwarded = request.META.get(header, "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@dataclass(frozen=True)
+class Actor:
+    user: User | None
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def from_request(cls, request) -> Actor:
+        return cls(
+            user=request.user if request.user.is_authenticated else None,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
+        )
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(user=None)
+
+
+def record(
+    *, workspace: Workspace, actor: Actor, action: str, target: str = "", details=None
+) -> AuditEvent:
+    """Write one audit event. Call it inside the transaction of the change it describes."""
+    return AuditEvent.objects.create(
+        workspace=workspace,
+        actor=actor.user,
+        actor_email=actor.user.email if actor.user else "system",
+        action=action,
+        target=target[:300],
+        details=details or {},
+        ip=actor.ip,
+        user_agent=actor.user_agent,
+    )
+
+
+ACTIONS = {
+    "settings.updated": "Settings changed",
+    "member.added": "Member added",
+    "member.removed": "Member removed",
+    "member.role_changed": "Member role changed",
+    "group.created": "Group created",
+    "group.renamed": "Group renamed",
+    "group.deleted": "Group deleted",
+    "group.member_added": "Added to group",
+    "group.member_removed": "Removed from group",
+    "custom_role.created": "Custom role created",
+    "custom_role.updated": "Custom role changed",
+    "custom_role.deleted": "Custom role deleted",
+    "token.created": "Access token created",
+    "token.revoked": "Access token revoked",
+}
+
+
+def _word(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def describe(details: dict) -> list[tuple[str, str]]:
+    """An audit event's details as (what, text) lines: 'before → after' for changes."""
+    lines = []
+    for key, value in (details or {}).items():
+        if isinstance(value, dict) and set(value) == {"before", "after"}:
+            text = f"{_word(value['before'])} → {_word(value['after'])}"
+        else:
+            text = _word(value)
+        lines.append((key.replace("_", " "), text))
+    return lines

@@ -1,0 +1,181 @@
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, email):
+        return self.get(email__iexact=email)
+
+    def create_user(self, email, password=None, **extra):
+        if not email:
+            raise ValueError("A user needs an email address.")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email, password=None, **extra):
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Signs in by email; belongs to workspaces through memberships."""
+
+    email = models.EmailField("email address", unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = []
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self):
+        return self.email
+
+    @property
+    def display_name(self):
+        return self.name or self.email
+
+
+class Plan(models.TextChoices):
+    BUSINESS = "business", "Business"
+    ENTERPRISE = "enterprise", "Enterprise"
+    EDU = "edu", "Edu"
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.BUSINESS)
+    allow_codex_local = models.BooleanField("Allow members to use Codex Local", default=False)
+    allow_access_tokens = models.BooleanField(
+        "Allow members to use Codex access tokens", default=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(plan__in=[p.value for p in Plan]), name="workspace_plan_valid"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def supports_access_tokens(self):
+        return self.plan in (Plan.BUSINESS, Plan.ENTERPRISE)
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+class Membership(models.Model):
+    """A user's place in a workspace, with a built-in role. One per user and workspace."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[r.value for r in Role]), name="membership_role_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["workspace", "role"])]
+
+    def __str__(self):
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    @property
+    def is_admin(self):
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+
+class Group(models.Model):
+    """A named set of members of one workspace; custom roles are held through groups."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="groups")
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(Membership, related_name="groups", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="group_name_unique"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CustomRole(models.Model):
+    """A set of permissions that the members of the groups holding it receive."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="custom_roles")
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=500, blank=True)
+    grants_codex_local = models.BooleanField("Codex Local", default=False)
+    grants_access_tokens = models.BooleanField("Codex access tokens", default=False)
+    groups = models.ManyToManyField(Group, related_name="custom_roles", blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="custom_role_name_unique"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class AuditEvent(models.Model):
+    """Something that changed in a workspace: who, what, to what, from where, when.
+
+    The actor's and target's words are copied in, so the record survives their deletion.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True)
+    action = models.CharField(max_length=50)
+    target = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["workspace", "-created_at", "-id"], name="audit_ws_time"),
+            models.Index(fields=["workspace", "action", "-created_at"], name="audit_ws_action"),
+        ]
+
+    def __str__(self):
+        return f"{self.action} {self.target}"
