@@ -272,15 +272,22 @@ def _whoami(request, grant: Grant, ip: str) -> HttpResponse:
     return response
 
 
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
 def _run_input(request) -> tuple[str, str]:
-    if not request.body:
-        return "", ""
-    try:
-        data = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refusal(400, "invalid_request", "The body must be a JSON object.")
-    if not isinstance(data, dict):
-        raise Refusal(400, "invalid_request", "The body must be a JSON object.")
+    """The optional client and command, from a JSON object (or a plain form)."""
+    if request.content_type in _FORM_TYPES:
+        data = request.POST.dict()
+    elif not request.body.strip():
+        data = {}
+    else:
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise Refusal(400, "invalid_request", "The body must be a JSON object.") from None
+        if not isinstance(data, dict):
+            raise Refusal(400, "invalid_request", "The body must be a JSON object.")
     values = []
     for field, limit in (("client", CLIENT_MAX), ("command", COMMAND_MAX)):
         value = data.get(field, "")

@@ -72,8 +72,8 @@ def _filtered(request, workspace, membership, now):
     return tokens, filters, manager
 
 
-def _page(request, workspace, membership, *, form=None, created=None, plaintext=None,
-          notice=None, status=200):
+def _page(request, workspace, membership, *, form=None, open_create=False, created=None,
+          plaintext=None, notice=None, status=200):
     now = timezone.now()
     tokens, filters, manager = _filtered(request, workspace, membership, now)
     page = Paginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -108,7 +108,7 @@ def _page(request, workspace, membership, *, form=None, created=None, plaintext=
         "statuses": TokenStatus.choices,
         "can_create": can_create,
         "form": form if form is not None else (TokenCreateForm() if can_create else None),
-        "open_create": form is not None and form.is_bound,
+        "open_create": open_create,
         "created": created,
         "plaintext": plaintext,
         "notice": notice,
@@ -138,8 +138,7 @@ def token_create(request, slug):
             raise Http404
         return redirect("tokens:list", slug=slug)
     if request.method == "GET":
-        form = TokenCreateForm()
-        return _page(request, workspace, membership, form=form)
+        return _page(request, workspace, membership, form=TokenCreateForm(), open_create=True)
     form = TokenCreateForm(request.POST)
     if form.is_valid():
         try:
@@ -157,7 +156,7 @@ def token_create(request, slug):
         else:
             return _page(request, workspace, membership, created=token, plaintext=plaintext,
                          status=201)
-    return _page(request, workspace, membership, form=form, status=400)
+    return _page(request, workspace, membership, form=form, open_create=True, status=400)
 
 
 @never_cache

@@ -1,0 +1,445 @@
+"""`make bench`: how fast the API and the long admin pages are, at a large workspace's size.
+
+1. PostgreSQL database `bench` (created if missing), migrated, static files collected.
+2. Seeded once (bench/seed.py): one workspace, 100,000 access tokens, 1,000,000 runs.
+3. gunicorn (2 sync workers) on a free loopback port, with bench/settings.py: the site plus a
+   floor view, /bench/floor, the cheapest JSON answer through the same middleware.
+4. wrk against the floor, GET /api/v1/whoami and POST /api/v1/runs, side by side.
+5. Server time of the governance, audit log and access tokens pages (Django's test client in
+   this process, against the same database).
+6. A table, the targets (PASS/FAIL) and the machine. Exits non-zero only when a request
+   failed; a missed target is reported, not fatal.
+
+Options: --duration and --warmup (seconds per endpoint), --samples (requests per page).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script: make `bench`, `config`, ... importable
+
+BENCH = ROOT / "bench"
+OUT = BENCH / "out"  # git-ignored
+PG_SERVER = "postgres://postgres@127.0.0.1:5432"
+DB_NAME = "bench"
+
+# The server's environment: production settings, on loopback without TLS.
+SERVER_ENV = {
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "DATABASE_URL": f"{PG_SERVER}/{DB_NAME}",
+    "DEBUG": "false",
+    "SECRET_KEY": secrets.token_urlsafe(45),  # 60 characters, new for every run
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "SECURE_SSL_REDIRECT": "false",
+    "CONN_MAX_AGE": "600",
+    "LOG_LEVEL": "WARNING",
+}
+
+WORKERS = 2
+WRK_THREADS = 2
+WRK_CONNECTIONS = 8
+RUN_BODY = json.dumps({"client": "bench", "command": "codex exec test"})
+
+# Targets: API throughput as a fraction of the floor's, page server time in ms (median).
+WHOAMI_MIN_RATIO = 0.5
+RUNS_MIN_RATIO = 0.35
+PAGE_MAX_MS = 150
+
+
+@dataclass
+class Load:
+    """One wrk run, as reported by bench/wrk.lua's done()."""
+
+    requests: int
+    duration_us: int
+    p50_us: int
+    p90_us: int
+    p99_us: int
+    max_us: int
+    non2xx: int
+    connect: int
+    read: int
+    write: int
+    timeout: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / (self.duration_us / 1e6)
+
+    @property
+    def errors(self) -> int:
+        return self.non2xx + self.connect + self.read + self.write + self.timeout
+
+
+@dataclass
+class PageTiming:
+    median_ms: float
+    p95_ms: float
+    max_ms: float
+    queries: int
+    slowest_query_ms: float
+    bad_statuses: int
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
+    parser.add_argument("--samples", type=int, default=20, help="timed requests per page")
+    args = parser.parse_args()
+
+    os.environ.update(SERVER_ENV)  # this process runs Django too (seeding, page timings)
+    env = dict(os.environ)
+    OUT.mkdir(exist_ok=True)
+
+    machine = describe_machine()
+    print_machine(machine)
+
+    ensure_wrk()
+    step("database")
+    ensure_database()
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")
+
+    import django
+
+    django.setup()
+    from bench import seed
+
+    step("data")
+    started = time.monotonic()
+    workspace, fresh = seed.ensure()
+    sizes = data_sizes(workspace)
+    print(f"  {'seeded' if fresh else 'already seeded'} ({time.monotonic() - started:.1f} s): "
+          + ", ".join(f"{count:,} {what}" for what, count in sizes.items()))
+    plaintexts = seed.issue_load_tokens()
+
+    step(f"page server time ({args.samples} requests each, Django test client)")
+    pages = time_pages(workspace.slug, args.samples)
+
+    endpoints = [
+        ("GET /bench/floor", "GET", "/bench/floor", None, False),
+        ("GET /api/v1/whoami", "GET", "/api/v1/whoami", None, True),
+        ("POST /api/v1/runs", "POST", "/api/v1/runs", RUN_BODY, True),
+    ]
+    loads: dict[str, Load] = {}
+    warmup_errors = 0
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        # The load-test tokens go to wrk in a file only this user can read, deleted with tmp.
+        tokens_file = Path(tmp) / "tokens.lua"
+        tokens_file.touch(mode=0o600)
+        tokens_file.write_text("return {" + ", ".join(f'"{t}"' for t in plaintexts) + "}\n")
+        with serve(env, Path(tmp)) as base:
+            check_api(base, plaintexts[0])
+            step(f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.warmup} s warm-up + "
+                 f"{args.duration} s each, {len(plaintexts)} tokens round-robin")
+            for name, method, path, body, auth in endpoints:
+                tokens = tokens_file if auth else None
+                warm = wrk(base + path, method, tokens, body, args.warmup)
+                warmup_errors += warm.errors
+                loads[name] = wrk(base + path, method, tokens, body, args.duration)
+                print(f"  {name:<22} {loads[name].rps:8.1f} req/s")
+    del plaintexts
+
+    recorded = seed.Run.objects.filter(workspace=workspace, client=seed.LOAD_CLIENT).count()
+    run_calls = loads["POST /api/v1/runs"]
+    print(f"  runs recorded by the load test: {recorded:,} (wrk counted "
+          f"{run_calls.requests - run_calls.non2xx:,} successful POSTs after warm-up)")
+
+    failed = report(loads, pages, warmup_errors)
+    (OUT / "results.json").write_text(json.dumps({
+        "machine": machine, "data": sizes,
+        "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
+        "pages": {name: asdict(timing) for name, timing in pages.items()},
+    }, indent=2) + "\n")
+    return 1 if failed else 0
+
+
+# Set-up ----------------------------------------------------------------------------------
+
+
+def step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def describe_machine() -> dict:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with open("/proc/meminfo") as meminfo:
+        for line in meminfo:
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 2**20:.1f} GiB"
+                break
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres") as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+        shared_buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory": memory,
+        "postgresql": f"{pg} (shared_buffers {shared_buffers})",
+        "python": platform.python_version(),
+    }
+
+
+def print_machine(machine: dict) -> None:
+    step("machine")
+    for key, value in machine.items():
+        print(f"  {key:<11} {value}")
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("wrk is not installed: install it (Debian: apt-get install -y wrk) and rerun.")
+    step("installing wrk")
+    install = ["apt-get", "install", "-y", "-q", "wrk"]
+    if subprocess.run(install, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(install, stdout=subprocess.DEVNULL, check=True)
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
+            print(f"  database {DB_NAME} exists")
+        else:
+            conn.execute(f"CREATE DATABASE {DB_NAME}")
+            print(f"  database {DB_NAME} created")
+
+
+def manage(env: dict, *command: str) -> None:
+    result = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
+        raise SystemExit(f"manage.py {' '.join(command)} failed")
+    print(f"  manage.py {' '.join(command)}: ok")
+
+
+def data_sizes(workspace) -> dict[str, int]:
+    from tokens.models import AccessToken, Run
+    from workspaces.models import AuditEvent
+
+    return {
+        "access tokens": AccessToken.objects.filter(workspace=workspace).count(),
+        "runs": Run.objects.filter(workspace=workspace).count(),
+        "audit events": AuditEvent.objects.filter(workspace=workspace).count(),
+    }
+
+
+# Pages -----------------------------------------------------------------------------------
+
+
+def time_pages(slug: str, samples: int) -> dict[str, PageTiming]:
+    """Server time of the long admin pages as the owner, through the whole middleware stack."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from bench import seed
+    from workspaces.models import User
+
+    # Not setup_test_environment(): its instrumented template rendering would slow the pages.
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(User.objects.get(email=seed.OWNER))
+    pages = {
+        "governance": f"/w/{slug}/admin/governance/",
+        "audit log": f"/w/{slug}/admin/audit-log/",
+        "access tokens": f"/w/{slug}/admin/access-tokens/",
+    }
+    timings = {}
+    for name, path in pages.items():
+        bad = 0
+        for _ in range(2):  # warm: templates compiled, connection open, plans cached
+            bad += client.get(path).status_code != 200
+        elapsed = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            response = client.get(path)
+            elapsed.append((time.perf_counter() - started) * 1000)
+            bad += response.status_code != 200
+        # One more, untimed, to count the queries (capturing them slows each one a little).
+        with CaptureQueriesContext(connection) as captured:
+            client.get(path)
+        elapsed.sort()
+        timings[name] = PageTiming(
+            median_ms=statistics.median(elapsed),
+            p95_ms=elapsed[max(0, round(0.95 * len(elapsed)) - 1)],
+            max_ms=elapsed[-1],
+            queries=len(captured.captured_queries),
+            slowest_query_ms=max(float(q["time"]) for q in captured.captured_queries) * 1000,
+            bad_statuses=bad,
+        )
+        print(f"  {name:<14} median {timings[name].median_ms:6.1f} ms")
+    return timings
+
+
+# Serving and load ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def serve(env: dict, tmp: Path):
+    """gunicorn on a free loopback port until the block ends, however it ends."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp / "gunicorn.log"
+    step(f"gunicorn: {WORKERS} sync workers on 127.0.0.1:{port}")
+    with open(log_path, "w") as log:
+        # No --access-logfile: gunicorn then writes no access log (its default).
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application",
+             "--workers", str(WORKERS), "--worker-class", "sync",
+             "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_healthy(base, server, log_path)
+        yield base
+    finally:
+        server.terminate()  # the master stops its workers
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # its own session: master and workers
+            server.wait()
+        errors = log_path.read_text().strip()
+        if errors:
+            print("  gunicorn's log:\n    " + errors.replace("\n", "\n    "))
+
+
+def wait_healthy(base: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn exited ({server.returncode}):\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    print("  /healthz: 200")
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"gunicorn did not answer /healthz within 30 s:\n{log_path.read_text()}")
+
+
+def check_api(base: str, token: str) -> None:
+    """One call of each kind by hand, so a misconfiguration fails loudly before the load."""
+    headers = {"Authorization": f"Bearer {token}"}
+    calls = [
+        ("GET", "/bench/floor", None, {}, 200),
+        ("GET", "/api/v1/whoami", None, headers, 200),
+        ("POST", "/api/v1/runs", RUN_BODY.encode(),
+         {**headers, "Content-Type": "application/json"}, 201),
+    ]
+    for method, path, body, call_headers, expected in calls:
+        request = urllib.request.Request(base + path, data=body, headers=call_headers,
+                                         method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status, text = response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            status, text = error.code, error.read().decode()
+        if status != expected:
+            raise SystemExit(f"{method} {path}: expected {expected}, got {status}: {text[:500]}")
+
+
+def wrk(url: str, method: str, tokens_file: Path | None, body: str | None,
+        seconds: int) -> Load:
+    command = [
+        "wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s",
+        "-s", str(BENCH / "wrk.lua"), url, "--", method, str(tokens_file or "-"),
+    ]
+    if body is not None:
+        command.append(body)
+    result = subprocess.run(command, capture_output=True, text=True)
+    found = re.search(r"^BENCH_RESULT (\{.*\})$", result.stdout, re.MULTILINE)
+    if result.returncode != 0 or not found:
+        raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+    return Load(**json.loads(found.group(1)))
+
+
+# Report ----------------------------------------------------------------------------------
+
+
+def report(loads: dict[str, Load], pages: dict[str, PageTiming], warmup_errors: int) -> bool:
+    """Print the tables and targets; True when a request failed."""
+    floor = loads["GET /bench/floor"].rps
+    step("API under load (loopback, wrk)")
+    print(f"  {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+          f"{'x floor':>8}")
+    for name, load in loads.items():
+        print(f"  {name:<22} {load.rps:8.1f} {load.p50_us / 1000:8.2f} "
+              f"{load.p99_us / 1000:8.2f} {load.errors:7d} {load.rps / floor:8.2f}")
+    step("pages (server time as owner)")
+    print(f"  {'page':<14} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'queries':>8} "
+          f"{'slowest query ms':>17}")
+    for name, timing in pages.items():
+        print(f"  {name:<14} {timing.median_ms:10.1f} {timing.p95_ms:8.1f} "
+              f"{timing.max_ms:8.1f} {timing.queries:8d} {timing.slowest_query_ms:17.1f}")
+
+    def ratio(name: str) -> float:
+        return loads[name].rps / floor
+
+    targets = [
+        (f"whoami >= {WHOAMI_MIN_RATIO}x floor", f"{ratio('GET /api/v1/whoami'):.2f}x",
+         ratio("GET /api/v1/whoami") >= WHOAMI_MIN_RATIO),
+        (f"runs >= {RUNS_MIN_RATIO}x floor", f"{ratio('POST /api/v1/runs'):.2f}x",
+         ratio("POST /api/v1/runs") >= RUNS_MIN_RATIO),
+        *(
+            (f"{name} page < {PAGE_MAX_MS} ms (median)", f"{pages[name].median_ms:.1f} ms",
+             pages[name].median_ms < PAGE_MAX_MS)
+            for name in ("governance", "audit log")
+        ),
+    ]
+    step("targets")
+    for label, value, passed in targets:
+        print(f"  {label:<36} {value:>10}  {'PASS' if passed else 'FAIL'}")
+
+    errors = sum(load.errors for load in loads.values()) + warmup_errors
+    bad_pages = sum(timing.bad_statuses for timing in pages.values())
+    step("errors")
+    print(f"  failed requests: {errors} under load ({warmup_errors} during warm-up), "
+          f"{bad_pages} page responses other than 200")
+    return bool(errors or bad_pages)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+import factory
+from django.utils import timezone
+
+from tokens import codec
+from tokens.models import AccessToken, Run
+from workspaces.models import CustomRole, Group, Membership, Plan, Role, User, Workspace
+
+PASSWORD = "correct-horse-battery"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.test")
+    name = factory.Sequence(lambda n: f"User {n}")
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+    @classmethod
+    def _after_postgeneration(cls, instance, create, results=None):
+        if create:
+            instance.save()
+
+
+class WorkspaceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workspace
+
+    name = factory.Sequence(lambda n: f"Workspace {n}")
+    slug = factory.Sequence(lambda n: f"ws{n}")
+    plan = Plan.ENTERPRISE
+    allow_codex_local = True
+    allow_access_tokens = False
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.MEMBER
+
+
+class GroupFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Group
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Group {n}")
+
+
+class CustomRoleFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CustomRole
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Role {n}")
+
+
+def make_token(membership, *, name=None, expires_at="default", revoked_at=None, **extra):
+    """An access token row for `membership`'s user; returns (token, plaintext)."""
+    plaintext = codec.generate()
+    if expires_at == "default":
+        expires_at = timezone.now() + timezone.timedelta(days=30)
+    token = AccessToken.objects.create(
+        workspace=membership.workspace,
+        created_by=membership.user,
+        name=name or f"token {AccessToken.objects.count() + 1}",
+        digest=codec.digest(plaintext),
+        last_characters=plaintext[-4:],
+        expires_at=expires_at,
+        revoked_at=revoked_at,
+        **extra,
+    )
+    return token, plaintext
+
+
+def make_run(token, **extra):
+    return Run.objects.create(
+        workspace=token.workspace, token=token, user=token.created_by, **extra
+    )
+
+
+def table_of(response) -> str:
+    """The rows of the page's main table, as text (the sidebar names the signed-in user)."""
+    html = response.content.decode()
+    if "<tbody>" not in html:
+        return ""
+    return html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]

@@ -1,0 +1,71 @@
+"""Settings from the environment: refusing to start without secrets, clean deploy checks."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args, **env):
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL",
+                         "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    base.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off():
+    result = manage("check", DEBUG="false", ALLOWED_HOSTS="console.example.com")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_it_refuses_a_weak_secret_key():
+    result = manage("check", DEBUG="false", ALLOWED_HOSTS="console.example.com",
+                    SECRET_KEY="django-insecure-short")
+    assert result.returncode != 0
+    assert "too weak" in result.stderr
+
+
+def test_it_refuses_to_start_without_allowed_hosts_when_debug_is_off():
+    result = manage("check", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50))
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS is not set" in result.stderr
+
+
+def test_the_deploy_checks_are_clean_under_production_settings():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="false",
+                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="console.example.com")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_seed_demo_refuses_with_debug_off():
+    result = manage("seed_demo", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50),
+                    ALLOWED_HOSTS="console.example.com", DATABASE_URL="sqlite://:memory:")
+    assert result.returncode != 0
+    assert "refuses to run with DEBUG off" in result.stderr
+
+
+def test_production_settings_are_secure():
+    code = ("from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, "
+            "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, "
+            "'Manifest' in s.STORAGES['staticfiles']['BACKEND'], "
+            "getattr(s, 'SECURE_PROXY_SSL_HEADER', None))")
+    env = dict(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x.example")
+    assert manage("shell", "-v", "0", "-c", code, **env).stdout.split() == ["True"] * 5 + ["None"]
+    behind_proxy = manage("shell", "-v", "0", "-c", code, SECURE_SSL_REDIRECT="false",
+                          SECURE_PROXY_SSL_HEADER="true", **env).stdout
+    assert "False True True ('HTTP_X_FORWARDED_PROTO', 'https')" in behind_proxy
+
+
+def test_postgres_connections_persist():
+    code = ("from django.conf import settings as s; d = s.DATABASES['default']; "
+            "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'])")
+    result = manage("shell", "-v", "0", "-c", code, DEBUG="true",
+                    DATABASE_URL="postgres://postgres@127.0.0.1:5432/test")
+    assert result.stdout.split() == ["600", "True"]
