@@ -350,11 +350,11 @@ def wait_healthy(base: str, server: subprocess.Popen, log_path: Path) -> None:
         if server.poll() is not None:
             raise SystemExit(f"gunicorn exited ({server.returncode}):\n{log_path.read_text()}")
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
                 if response.status == 200:
                     print("  /healthz: 200")
                     return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # not listening yet, or the workers still booting
             pass
         time.sleep(0.2)
     raise SystemExit(f"gunicorn did not answer /healthz within 30 s:\n{log_path.read_text()}")

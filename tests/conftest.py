@@ -4,6 +4,7 @@ workspace. Tokens are off for members by the toggle, on through the custom role.
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 
 from workspaces.models import Role
 
@@ -20,6 +21,14 @@ from .factories import (
 def pytest_configure(config):
     # Hashing with PBKDF2 at full strength makes every sign-in cost ~0.3 s: not in tests.
     django_settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """The API's failure counts live in the cache: every test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -16,13 +16,6 @@ WHOAMI = "/api/v1/whoami"
 RUNS = "/api/v1/runs"
 
 
-@pytest.fixture(autouse=True)
-def fresh_throttle():
-    cache.clear()
-    yield
-    cache.clear()
-
-
 def bearer(token):
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
@@ -100,7 +93,7 @@ def test_a_run_without_a_body(client, owner):
     assert Run.objects.get().client == ""
 
 
-@pytest.mark.parametrize("body", ['[1, 2]', '{"client": 5}', "not json",
+@pytest.mark.parametrize("body", ['[1, 2]', '{"client": 5}', '{"command": null}', "not json",
                                   '{"command": "' + "x" * 2001 + '"}'])
 def test_a_bad_run_body_is_invalid_request(client, owner, body):
     _, plaintext = make_token(owner)

@@ -291,8 +291,6 @@ def _run_input(request) -> tuple[str, str]:
     values = []
     for field, limit in (("client", CLIENT_MAX), ("command", COMMAND_MAX)):
         value = data.get(field, "")
-        if value is None:
-            value = ""
         if not isinstance(value, str):
             raise Refusal(400, "invalid_request", f"“{field}” must be a string.")
         if len(value) > limit:

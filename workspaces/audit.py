@@ -84,8 +84,11 @@ def _word(value) -> str:
 
 def describe(details: dict) -> list[tuple[str, str]]:
     """An audit event's details as (what, text) lines: 'before → after' for changes."""
+    details = dict(details or {})
     lines = []
-    for key, value in (details or {}).items():
+    if "before" in details and "after" in details:
+        lines.append(("changed", f"{_word(details.pop('before'))} → {_word(details.pop('after'))}"))
+    for key, value in details.items():
         if isinstance(value, dict) and set(value) == {"before", "after"}:
             text = f"{_word(value['before'])} → {_word(value['after'])}"
         else:

@@ -83,7 +83,8 @@ def test_create_token_through_the_modal(page, live_server, owner, sign_in, shot)
     expect(page.locator("dialog#token-created-dialog")).to_have_count(0)
     assert token not in page.content()
 
-    page.reload()
+    reloaded = page.reload()
+    assert (reloaded.request.method, reloaded.status) == ("GET", 200)
     assert token not in page.content()
     expect(page.locator("dialog#token-created-dialog")).to_have_count(0)
     row = page.locator("tbody tr", has_text="Nightly CI runner")
@@ -107,10 +108,12 @@ def test_double_click_on_create_makes_one_token(page, owner, sign_in):
     dialog.get_by_label("Name").fill("Deploy bot")
 
     posts = []
-    page.on(
-        "request",
-        lambda r: posts.append(r.url) if r.method == "POST" and "/access-tokens/" in r.url else None,
-    )
+
+    def record_post(request):
+        if request.method == "POST" and "/access-tokens/" in request.url:
+            posts.append(request.url)
+
+    page.on("request", record_post)
     create_button(dialog).dblclick()
 
     expect(page.locator("dialog#token-created-dialog")).to_be_visible()

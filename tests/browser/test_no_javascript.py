@@ -11,20 +11,28 @@ LIST = "/w/acme/admin/access-tokens/"
 
 
 @pytest.mark.browser
-def test_create_token_without_javascript(new_context, owner, sign_in, shot):
+def test_create_token_without_javascript(new_context, live_server, owner, sign_in, shot):
     page = new_context(java_script_enabled=False).new_page()
     sign_in(page, owner)
     page.goto(LIST)
     page.get_by_role("link", name="Create", exact=True).click()
-    page.wait_for_url(re.compile(r"/access-tokens/new/$"))
-    form = page.locator("form", has=page.get_by_role("button", name="Create", exact=True))
-    name = page.get_by_label("Name", exact=False).and_(page.locator("input[name=name]"))
+    page.wait_for_url(live_server.url + "/w/acme/admin/access-tokens/new/")
+
+    form = page.locator("dialog#create-token-dialog form")
+    expect(form).to_be_visible()
+    name = form.get_by_role("textbox", name="Name")
     expect(name).to_be_visible()
-    expect(page.get_by_label("Expiration")).to_be_visible()
+    expect(form.get_by_label("Expiration")).to_be_visible()
     shot(page, "11-no-js-create-form")
 
     name.fill("No-JS runner")
-    form.get_by_role("button", name="Create", exact=True).click()
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and "/access-tokens/new/" in r.url
+    ) as response_info:
+        form.get_by_role("button", name="Create", exact=True).click()
+    assert response_info.value.status == 201
+    assert "no-store" in response_info.value.headers.get("cache-control", "")
+
     field = page.get_by_label("Access token", exact=True)
     expect(field).to_be_visible()
     assert re.match(r"^cxat_[0-9A-Za-z]{36}$", field.input_value())

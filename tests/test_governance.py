@@ -1,0 +1,104 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from .factories import MembershipFactory, make_run, make_token, table_of
+
+URL = "/w/acme/admin/governance/"
+
+
+def test_it_lists_runs_newest_first_with_member_token_client_and_address(
+    client, owner, member_with_token_permission
+):
+    token, _ = make_token(member_with_token_permission, name="Nightly")
+    now = timezone.now()
+    make_run(token, client="old-client", started_at=now - timedelta(hours=2))
+    make_run(token, client="new-client", command="codex exec tests", ip="192.0.2.7",
+             started_at=now)
+    client.force_login(owner.user)
+    rows = table_of(client.get(URL))
+    assert rows.index("new-client") < rows.index("old-client")
+    assert "dora@acme.test" in rows and "Nightly" in rows and "192.0.2.7" in rows
+    assert "codex exec tests" in rows
+
+
+@pytest.fixture
+def runs(owner, admin):
+    mine, _ = make_token(owner, name="mine")
+    theirs, _ = make_token(admin, name="theirs")
+    make_run(mine, client="a", started_at=datetime(2026, 1, 1, 12, tzinfo=UTC))
+    make_run(mine, client="b", started_at=datetime(2026, 1, 2, 12, tzinfo=UTC))
+    make_run(theirs, client="c", started_at=datetime(2026, 1, 3, 12, tzinfo=UTC))
+    return mine, theirs
+
+
+@pytest.mark.parametrize("query,clients", [
+    ({"member": "adam@acme.test"}, {"c"}),
+    ({"token": "mine"}, {"a", "b"}),
+    ({"start": "2026-01-02"}, {"b", "c"}),
+    ({"start": "2026-01-01", "end": "2026-01-01"}, {"a"}),
+])
+def test_it_filters(client, owner, runs, query, clients):
+    if query.get("token") == "mine":
+        query = {"token": runs[0].pk}
+    client.force_login(owner.user)
+    rows = table_of(client.get(URL, query))
+    assert {c for c in "abc" if f"<td>{c}</td>" in rows} == clients
+
+
+def test_it_counts_per_token_and_member_for_the_period(client, owner, runs):
+    client.force_login(owner.user)
+    html = client.get(URL, {"start": "2026-01-01", "end": "2026-01-31"}).content.decode()
+    assert "Runs per member" in html and "Runs per token" in html
+    per_member = html.split("Runs per member")[1].split("Runs per token")[0]
+    assert "alice@acme.test</span><strong>2</strong>" in per_member
+    assert "adam@acme.test</span><strong>1</strong>" in per_member
+
+
+def test_it_exports_the_filtered_runs(client, owner, runs):
+    client.force_login(owner.user)
+    response = client.get(URL + "export.csv", {"member": "alice@acme.test"})
+    lines = b"".join(response.streaming_content).decode().strip().splitlines()
+    assert lines[0].startswith("started_at,member,token")
+    assert len(lines) == 3 and all("alice@acme.test" in line for line in lines[1:])
+
+
+def test_it_pages_by_keyset_without_counting(client, owner, django_assert_max_num_queries):
+    token, _ = make_token(owner)
+    now = timezone.now()
+    for n in range(60):
+        make_run(token, client=f"r{n:02}", started_at=now - timedelta(minutes=n))
+    client.force_login(owner.user)
+    client.get(URL)
+    first = client.get(URL)
+    assert "r49" in table_of(first) and "r50" not in table_of(first)
+    assert "Older" in first.content.decode()
+    with django_assert_max_num_queries(8) as queries:
+        client.get(URL)
+    assert not any("COUNT(*)" in q["sql"] and "GROUP BY" not in q["sql"]
+                   for q in queries.captured_queries)
+
+
+@pytest.mark.parametrize("rows", [3, 30])
+def test_constant_queries(client, owner, workspace, django_assert_num_queries, rows):
+    for n in range(rows):
+        token, _ = make_token(MembershipFactory(workspace=workspace), name=f"t{n}")
+        make_run(token)
+    client.force_login(owner.user)
+    client.get(URL)
+    # session, user, membership, token choices, page, per token, per member, sidebar
+    with django_assert_num_queries(8):
+        client.get(URL)
+
+
+def test_the_empty_state(client, owner):
+    client.force_login(owner.user)
+    assert b"No runs yet" in client.get(URL).content
+
+
+def test_other_workspaces_runs_stay_out(client, owner, outsider):
+    token, _ = make_token(outsider, name="foreign-token")
+    make_run(token, client="foreign")
+    client.force_login(owner.user)
+    assert "foreign" not in table_of(client.get(URL))

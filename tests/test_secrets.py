@@ -1,0 +1,112 @@
+"""The plaintext token lives only in the one response that shows it: never in the database,
+the session, a log line or an error report."""
+
+import logging
+import re
+
+import pytest
+from django.apps import apps
+from django.contrib.sessions.models import Session
+from django.core.cache import cache
+
+TOKEN_RE = re.compile(r"cxat_[0-9A-Za-z]{36}")
+
+
+class Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+        if record.exc_info:
+            self.lines.append(logging.Formatter().formatException(record.exc_info))
+
+
+@pytest.fixture
+def collected():
+    handler = Collect()
+    names = ["", "django", "django.request", "django.server", "django.db.backends", "tokens",
+             "workspaces"]
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG)
+    yield handler
+    for lg, level in zip(loggers, levels, strict=True):
+        lg.removeHandler(handler)
+        lg.setLevel(level)
+
+
+def _create(client, name):
+    response = client.post("/w/acme/admin/access-tokens/new/",
+                           {"name": name, "expiration": "30", "request_key": name})
+    return TOKEN_RE.search(response.content.decode()).group(0)
+
+
+def everything_stored():
+    """Every value of every row of every table, as text."""
+    for model in apps.get_models(include_auto_created=True):
+        for row in model.objects.all().values_list():
+            yield model.__name__, " ".join(str(v) for v in row)
+    for session in Session.objects.all():
+        yield "session", str(session.get_decoded())
+
+
+def test_no_plaintext_token_is_stored_or_logged(client, owner, member_with_token_permission,
+                                                collected, capfd, settings):
+    settings.DEBUG = False
+    cache.clear()
+    client.force_login(owner.user)
+    owners = _create(client, "owner-ci")
+    revoked = _create(client, "to-revoke")
+    client.force_login(member_with_token_permission.user)
+    members = _create(client, "member-ci")
+    client.logout()
+    from tokens.models import AccessToken
+
+    token = AccessToken.objects.get(name="to-revoke")
+    client.force_login(owner.user)
+    client.post(f"/w/acme/admin/access-tokens/{token.pk}/revoke/")
+    client.logout()
+    malformed = owners[:-1] + ("x" if owners[-1] != "x" else "y")
+    for plaintext in (owners, members, revoked, malformed):
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {plaintext}"}
+        client.get("/api/v1/whoami", **auth)
+        client.post("/api/v1/runs", data={"client": "ci"}, content_type="application/json", **auth)
+        client.get(f"/api/v1/whoami?access_token={plaintext}")
+        client.post("/api/v1/runs", data={"access_token": plaintext},
+                    content_type="application/json")
+    assert collected.lines, "the requests above log something (4xx warnings at least)"
+    secrets = [owners, members, revoked, malformed]
+    for table, text in everything_stored():
+        for secret in secrets:
+            assert secret not in text, table
+    for line in collected.lines:
+        assert not TOKEN_RE.search(line), line
+    out, err = capfd.readouterr()
+    for secret in secrets:
+        assert secret not in out and secret not in err
+
+
+def test_error_reports_hide_the_authorization_header_and_tokens(rf):
+    from tokens import codec
+    from tokens.logging import TokenSafeExceptionReporterFilter
+
+    plaintext = codec.generate()
+    request = rf.get(f"/api/v1/whoami?t={plaintext}", HTTP_AUTHORIZATION=f"Bearer {plaintext}",
+                     HTTP_X_OTHER=plaintext)
+    meta = TokenSafeExceptionReporterFilter().get_safe_request_meta(request)
+    assert plaintext not in str(meta)
+
+
+def test_the_stdout_formatter_scrubs_tokens():
+    from tokens import codec
+    from tokens.logging import ScrubbingFormatter
+
+    plaintext = codec.generate()
+    record = logging.LogRecord("django.server", logging.INFO, __file__, 1,
+                               '"GET /api/v1/whoami?access_token=%s HTTP/1.1" 400', (plaintext,),
+                               None)
+    assert plaintext not in ScrubbingFormatter("{message}", style="{").format(record)
