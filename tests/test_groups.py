@@ -134,7 +134,7 @@ def test_an_empty_list_explains_groups(client, owner):
 
 @pytest.mark.parametrize("rows", [3, 30])
 def test_the_list_costs_the_same_queries(client, owner, workspace, django_assert_num_queries, rows):
-    for n in range(rows):
+    for _ in range(rows):
         group = GroupFactory(workspace=workspace)
         group.members.add(MembershipFactory(workspace=workspace))
         CustomRoleFactory(workspace=workspace).groups.add(group)

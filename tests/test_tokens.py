@@ -100,7 +100,7 @@ def test_the_form_offers_the_contracts_expirations(client, owner):
         assert label.startswith(start)
     assert '<option value="30" selected>' in html
     tomorrow = (timezone.now().astimezone(UTC).date() + timedelta(days=1)).isoformat()
-    assert f'type="date" name="custom_date"' in html and f'min="{tomorrow}"' in html
+    assert 'type="date" name="custom_date"' in html and f'min="{tomorrow}"' in html
     assert "Rotate it on a schedule" in html
 
 
@@ -275,7 +275,8 @@ def test_it_sorts(client, owner):
         make_token(owner, name=name)
     client.force_login(owner.user)
     rows = table_of(client.get(LIST, {"sort": "name"}))
-    assert rows.index("<strong>a</strong>") < rows.index("<strong>b</strong>") < rows.index("<strong>c</strong>")
+    a, b, c = (rows.index(f"<strong>{n}</strong>") for n in "abc")
+    assert a < b < c
     rows = table_of(client.get(LIST, {"sort": "-name"}))
     assert rows.index("<strong>c</strong>") < rows.index("<strong>a</strong>")
 
@@ -402,8 +403,12 @@ def test_revoking_needs_csrf(owner):
     assert token.revoked_at is None
 
 
-def test_revoked_tokens_stay_listed_without_a_revoke_button(client, owner):
-    token, _ = make_token(owner, name="done", revoked_at=timezone.now(), revoked_by=owner.user)
+def test_only_active_tokens_offer_revoke_and_revoked_ones_stay_listed(client, owner):
+    done, _ = make_token(owner, name="done", revoked_at=timezone.now(), revoked_by=owner.user)
+    old, _ = make_token(owner, name="old", expires_at=timezone.now() - timedelta(days=1))
+    live, _ = make_token(owner, name="live")
     client.force_login(owner.user)
     rows = table_of(client.get(LIST))
-    assert "done" in rows and "Revoked" in rows and revoke_url(token) not in rows
+    assert "done" in rows and "Revoked" in rows
+    assert revoke_url(done) not in rows and revoke_url(old) not in rows
+    assert revoke_url(live) in rows

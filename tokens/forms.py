@@ -80,18 +80,14 @@ class TokenCreateForm(forms.Form):
 class GovernanceFilterForm(forms.Form):
     member = forms.CharField(label="Member", required=False, max_length=254,
                              widget=forms.TextInput(attrs={"placeholder": "email"}))
-    token = forms.IntegerField(label="Token", required=False, min_value=1,
-                               widget=forms.Select)
+    token = forms.CharField(label="Token", required=False, max_length=100,
+                            widget=forms.TextInput(attrs={"placeholder": "name"}))
     start = forms.DateField(label="From", required=False,
                             widget=forms.DateInput(attrs={"type": "date"}),
                             error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
     end = forms.DateField(label="To", required=False,
                           widget=forms.DateInput(attrs={"type": "date"}),
                           error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
-
-    def __init__(self, *args, tokens=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["token"].widget.choices = [("", "All tokens"), *tokens]
 
     def clean(self):
         data = super().clean()

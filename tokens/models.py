@@ -35,13 +35,14 @@ class AccessToken(models.Model):
         related_name="+",
     )
     # The create form's one-time key: the same form posted twice makes one token.
-    request_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    request_key = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["created_by", "request_key"], name="token_request_key_unique"
+                fields=["created_by", "request_key"], condition=~models.Q(request_key=""),
+                name="token_request_key_unique",
             ),
         ]
         indexes = [

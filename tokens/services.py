@@ -89,12 +89,12 @@ def token_create(
                 last_characters=plaintext[-4:],
                 created_at=now,
                 expires_at=expires_at,
-                request_key=request_key or None,
+                request_key=request_key or "",
             )
     except IntegrityError:
         existing = AccessToken.objects.filter(created_by=user, request_key=request_key).first()
-        if existing is not None:
-            raise AlreadySubmitted(existing)
+        if request_key and existing is not None:
+            raise AlreadySubmitted(existing) from None
         raise
     record(
         workspace=workspace, actor=actor, action="token.created", target=name,

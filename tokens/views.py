@@ -147,7 +147,7 @@ def token_create(request, slug):
                 actor=Actor.from_request(request),
                 name=form.cleaned_data["name"],
                 expires_at=form.expires_at,
-                request_key=form.cleaned_data["request_key"] or None,
+                request_key=form.cleaned_data["request_key"],
             )
         except services.AlreadySubmitted as error:
             return _page(request, workspace, membership, notice=error.message, status=409)
@@ -199,12 +199,7 @@ TOP = 10
 
 def _runs(request, workspace):
     """The workspace's runs filtered by the query string, and the period the counts cover."""
-    token_choices = [
-        (pk, f"{name} ({email})")
-        for pk, name, email in AccessToken.objects.filter(workspace=workspace)
-        .order_by("name", "pk").values_list("pk", "name", "created_by__email")[:500]
-    ]
-    form = GovernanceFilterForm(request.GET or None, tokens=token_choices)
+    form = GovernanceFilterForm(request.GET or None)
     runs = Run.objects.filter(workspace=workspace)
     low = high = None
     if form.is_bound and form.is_valid():
@@ -212,7 +207,7 @@ def _runs(request, workspace):
         if data["member"]:
             runs = runs.filter(user__email__iexact=data["member"].strip())
         if data["token"]:
-            runs = runs.filter(token_id=data["token"])
+            runs = runs.filter(token__name__icontains=data["token"].strip())
         low, high = day_range(data["start"], data["end"])
     elif form.is_bound:
         runs = runs.none()

@@ -68,7 +68,9 @@ def member_add(*, workspace: Workspace, actor: Actor, email: str, role: str) -> 
         with transaction.atomic():
             membership = Membership.objects.create(workspace=workspace, user=user, role=role)
     except IntegrityError:
-        raise ServiceError(f"{user.email} is already a member of {workspace.name}.", "email")
+        raise ServiceError(
+            f"{user.email} is already a member of {workspace.name}.", "email"
+        ) from None
     record(
         workspace=workspace, actor=actor, action="member.added", target=user.email,
         details={"role": role},
@@ -144,7 +146,7 @@ def _save_unique(obj, noun: str):
         with transaction.atomic():
             obj.save()
     except IntegrityError:
-        raise ServiceError(f"There is already a {noun} called “{obj.name}” here.", "name")
+        raise ServiceError(f"There is already a {noun} called “{obj.name}” here.", "name") from None
 
 
 @transaction.atomic

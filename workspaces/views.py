@@ -14,9 +14,17 @@ from . import services
 from .access import current_membership, workspace_access
 from .audit import ACTIONS, Actor, describe
 from .export import csv_response, day_range
-from .paging import keyset_page
-from .forms import AuditFilterForm, CustomRoleForm, GroupForm, GroupMemberForm, MemberAddForm, MemberRoleForm, SettingsForm
+from .forms import (
+    AuditFilterForm,
+    CustomRoleForm,
+    GroupForm,
+    GroupMemberForm,
+    MemberAddForm,
+    MemberRoleForm,
+    SettingsForm,
+)
 from .models import AuditEvent, CustomRole, Group, Membership, Role
+from .paging import keyset_page
 from .permissions import Perm, can_change_role, can_remove_member, perms_of
 
 PAGE_SIZE = 25
@@ -173,7 +181,8 @@ def member_add(request, slug):
             except services.ServiceError as error:
                 _apply_errors(form, error)
             else:
-                messages.success(request, f"{added.user.email} was added as {added.get_role_display().lower()}.")
+                role_name = added.get_role_display().lower()
+                messages.success(request, f"{added.user.email} was added as {role_name}.")
                 return redirect("workspaces:members", slug=slug)
     return _members_page(request, workspace, membership, add_form=form, status=400)
 
