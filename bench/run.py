@@ -68,7 +68,7 @@ PAGE_MAX_MS = 150
 
 @dataclass
 class Load:
-    """One wrk run, as reported by bench/wrk.lua's done()."""
+    """One wrk run, as reported by bench/wrk.lua's done(), plus the CPU the server spent."""
 
     requests: int
     duration_us: int
@@ -81,6 +81,10 @@ class Load:
     read: int
     write: int
     timeout: int
+    # CPU time per request of the gunicorn workers and of their PostgreSQL backends: unlike
+    # req/s, barely moved by other programs competing for the machine's CPUs.
+    app_cpu_ms: float = 0.0
+    db_cpu_ms: float = 0.0
 
     @property
     def rps(self) -> float:
@@ -149,15 +153,16 @@ def main() -> int:
         tokens_file = Path(tmp) / "tokens.lua"
         tokens_file.touch(mode=0o600)
         tokens_file.write_text("return {" + ", ".join(f'"{t}"' for t in plaintexts) + "}\n")
-        with serve(env, Path(tmp)) as base:
-            check_api(base, plaintexts[0])
+        with serve(env, Path(tmp)) as server:
+            check_api(server.base, plaintexts[0])
             step(f"load: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}, {args.warmup} s warm-up + "
                  f"{args.duration} s each, {len(plaintexts)} tokens round-robin")
+            load_before = os.getloadavg()[0]
             for name, method, path, body, auth in endpoints:
-                tokens = tokens_file if auth else None
-                warm = wrk(base + path, method, tokens, body, args.warmup)
+                url, tokens = server.base + path, tokens_file if auth else None
+                warm = wrk(url, method, tokens, body, args.warmup)
                 warmup_errors += warm.errors
-                loads[name] = wrk(base + path, method, tokens, body, args.duration)
+                loads[name] = measure(server, url, method, tokens, body, args.duration)
                 print(f"  {name:<22} {loads[name].rps:8.1f} req/s")
     del plaintexts
 
@@ -166,7 +171,8 @@ def main() -> int:
     print(f"  runs recorded by the load test: {recorded:,} (wrk counted "
           f"{run_calls.requests - run_calls.non2xx:,} successful POSTs after warm-up)")
 
-    failed = report(loads, pages, warmup_errors)
+    busy = max(load_before, machine["load average"])
+    failed = report(loads, pages, warmup_errors, busy, machine["nproc"])
     (OUT / "results.json").write_text(json.dumps({
         "machine": machine, "data": sizes,
         "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
@@ -206,6 +212,8 @@ def describe_machine() -> dict:
         "memory": memory,
         "postgresql": f"{pg} (shared_buffers {shared_buffers})",
         "python": platform.python_version(),
+        # Other programs running meanwhile make req/s noisy: said next to the figures.
+        "load average": round(os.getloadavg()[0], 2),
     }
 
 
@@ -308,6 +316,16 @@ def time_pages(slug: str, samples: int) -> dict[str, PageTiming]:
 # Serving and load ------------------------------------------------------------------------
 
 
+@dataclass
+class Server:
+    base: str
+    pid: int
+
+    def workers(self) -> list[int]:
+        with open(f"/proc/{self.pid}/task/{self.pid}/children") as children:
+            return [int(pid) for pid in children.read().split()]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -331,7 +349,7 @@ def serve(env: dict, tmp: Path):
         )
     try:
         wait_healthy(base, server, log_path)
-        yield base
+        yield Server(base, server.pid)
     finally:
         server.terminate()  # the master stops its workers
         try:
@@ -381,6 +399,46 @@ def check_api(base: str, token: str) -> None:
             raise SystemExit(f"{method} {path}: expected {expected}, got {status}: {text[:500]}")
 
 
+def measure(server: Server, url: str, method: str, tokens_file: Path | None, body: str | None,
+            seconds: int) -> Load:
+    """wrk against url, and the CPU the workers and their database backends spent meanwhile."""
+    workers, backends = server.workers(), database_backends()
+    app_before, db_before = cpu_ms(workers), cpu_ms(backends)
+    load = wrk(url, method, tokens_file, body, seconds)
+    load.app_cpu_ms = (cpu_ms(workers) - app_before) / max(load.requests, 1)
+    load.db_cpu_ms = (cpu_ms(backends) - db_before) / max(load.requests, 1)
+    return load
+
+
+def database_backends() -> list[int]:
+    """The PostgreSQL processes serving the workers (persistent: CONN_MAX_AGE)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return [pid for (pid,) in cursor.fetchall()]
+
+
+CLOCK_TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ms(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far, in ms."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                # Fields after the command name (which may hold spaces): utime, stime are 14, 15.
+                fields = stat.read().rpartition(")")[2].split()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks * CLOCK_TICK_MS
+
+
 def wrk(url: str, method: str, tokens_file: Path | None, body: str | None,
         seconds: int) -> Load:
     command = [
@@ -399,15 +457,20 @@ def wrk(url: str, method: str, tokens_file: Path | None, body: str | None,
 # Report ----------------------------------------------------------------------------------
 
 
-def report(loads: dict[str, Load], pages: dict[str, PageTiming], warmup_errors: int) -> bool:
+def report(loads: dict[str, Load], pages: dict[str, PageTiming], warmup_errors: int,
+           busy: float, nproc: int) -> bool:
     """Print the tables and targets; True when a request failed."""
     floor = loads["GET /bench/floor"].rps
     step("API under load (loopback, wrk)")
     print(f"  {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-          f"{'x floor':>8}")
+          f"{'x floor':>8} {'CPU ms/request: app':>20} {'db':>5}")
     for name, load in loads.items():
         print(f"  {name:<22} {load.rps:8.1f} {load.p50_us / 1000:8.2f} "
-              f"{load.p99_us / 1000:8.2f} {load.errors:7d} {load.rps / floor:8.2f}")
+              f"{load.p99_us / 1000:8.2f} {load.errors:7d} {load.rps / floor:8.2f} "
+              f"{load.app_cpu_ms:20.2f} {load.db_cpu_ms:5.2f}")
+    if busy > nproc / 2:
+        print(f"  note: load average {busy:.1f} on {nproc} CPUs: other programs were busy, so "
+              "req/s vary from run to run; CPU ms per request vary much less.")
     step("pages (server time as owner)")
     print(f"  {'page':<14} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'queries':>8} "
           f"{'slowest query ms':>17}")

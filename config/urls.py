@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from tokens import api
 from workspaces import views as workspace_views
-from workspaces.forms import EmailAuthenticationForm
+from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
 
 urlpatterns = [
     path("", workspace_views.home, name="home"),
@@ -14,6 +14,11 @@ urlpatterns = [
         auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm,
                                      redirect_authenticated_user=True),
         name="login",
+    ),
+    path(
+        "accounts/password_change/",
+        auth_views.PasswordChangeView.as_view(form_class=ConsolePasswordChangeForm),
+        name="password_change",
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/settings/", workspace_views.settings_shortcut, name="settings_shortcut"),

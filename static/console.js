@@ -105,6 +105,7 @@
     // Once the new token's dialog closes, its value leaves the page for good.
     document.querySelectorAll("dialog[data-secret]").forEach(function (dialog) {
       dialog.addEventListener("close", function () {
+        if (dialog.open) return;  // the close() that openModal() does before showModal()
         dialog.querySelectorAll("[data-secret-value]").forEach(function (el) { el.value = ""; el.textContent = ""; });
         dialog.remove();
       });

@@ -4,6 +4,8 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
+from workspaces.forms import ConsoleForm
+
 from .services import NAME_MAX
 
 PRESET_DAYS = (7, 30, 60, 90)
@@ -15,7 +17,7 @@ def tomorrow_utc():
     return timezone.now().astimezone(UTC).date() + timedelta(days=1)
 
 
-class TokenCreateForm(forms.Form):
+class TokenCreateForm(ConsoleForm):
     name = forms.CharField(
         label="Name",
         max_length=NAME_MAX,
@@ -77,7 +79,7 @@ class TokenCreateForm(forms.Form):
         return timezone.now() + timedelta(days=int(choice))
 
 
-class GovernanceFilterForm(forms.Form):
+class GovernanceFilterForm(ConsoleForm):
     member = forms.CharField(label="Member", required=False, max_length=254,
                              widget=forms.TextInput(attrs={"placeholder": "email"}))
     token = forms.CharField(label="Token", required=False, max_length=100,

@@ -1,7 +1,15 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
 
 from .models import CustomRole, Group, Membership, Role
+
+
+class ConsoleForm(forms.Form):
+    """Labels without a trailing colon, as everywhere in the console."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -12,13 +20,17 @@ class EmailAuthenticationForm(AuthenticationForm):
         max_length=254,
         widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}),
     )
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     error_messages = {
         **AuthenticationForm.error_messages,
         "invalid_login": "That email and password do not match an account. Check both and try again.",
     }
 
 
-class SettingsForm(forms.Form):
+class SettingsForm(ConsoleForm):
     allow_codex_local = forms.BooleanField(
         label="Allow members to use Codex Local", required=False
     )
@@ -27,7 +39,7 @@ class SettingsForm(forms.Form):
     )
 
 
-class MemberAddForm(forms.Form):
+class MemberAddForm(ConsoleForm):
     email = forms.EmailField(
         label="Email address", max_length=254,
         widget=forms.EmailInput(attrs={"placeholder": "name@company.com", "autocomplete": "off"}),
@@ -35,11 +47,11 @@ class MemberAddForm(forms.Form):
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
 
 
-class MemberRoleForm(forms.Form):
+class MemberRoleForm(ConsoleForm):
     role = forms.ChoiceField(label="Role", choices=Role.choices)
 
 
-class GroupForm(forms.Form):
+class GroupForm(ConsoleForm):
     name = forms.CharField(
         label="Group name", max_length=100,
         error_messages={"required": "Enter a group name.",
@@ -47,7 +59,7 @@ class GroupForm(forms.Form):
     )
 
 
-class GroupMemberForm(forms.Form):
+class GroupMemberForm(ConsoleForm):
     member = forms.ModelChoiceField(
         label="Member", queryset=Membership.objects.none(), empty_label="Choose a member…",
         error_messages={"required": "Choose a member to add.",
@@ -72,7 +84,7 @@ PERMISSION_CHOICES = [
 ]
 
 
-class CustomRoleForm(forms.Form):
+class CustomRoleForm(ConsoleForm):
     name = forms.CharField(
         label="Name", max_length=100,
         error_messages={"required": "Enter a custom role name.",
@@ -120,7 +132,7 @@ class CustomRoleForm(forms.Form):
         }
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(ConsoleForm):
     action = forms.ChoiceField(label="Action", required=False)
     actor = forms.CharField(label="Actor", required=False, max_length=254,
                             widget=forms.TextInput(attrs={"placeholder": "email"}))
@@ -140,3 +152,9 @@ class AuditFilterForm(forms.Form):
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             self.add_error("end", "The end date must be on or after the start date.")
         return data
+
+
+class ConsolePasswordChangeForm(PasswordChangeForm):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)

@@ -47,9 +47,7 @@ def browser():
     except ImportError:  # pragma: no cover - playwright is in the test extras
         _unavailable("The Python package playwright is not installed")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
         try:
             yield browser
         finally:

@@ -133,7 +133,9 @@ def test_cancel_then_create_still_works(page, owner, sign_in):
     expect(dialog).to_be_hidden()
 
     dialog = open_create_dialog(page)
-    expect(create_button(dialog)).not_to_have_attribute("aria-disabled", "true")
+    submit = dialog.locator("button.btn-primary[type=submit]")
+    expect(submit).to_have_text("Create")  # not "Creating…"
+    expect(submit).not_to_have_attribute("aria-disabled", "true")
     dialog.get_by_label("Name").fill("After a cancel")
     create_button(dialog).click()
     expect(page.locator("dialog#token-created-dialog")).to_be_visible()

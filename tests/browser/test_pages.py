@@ -21,9 +21,7 @@ def test_member_without_token_permission_sees_403(page, member, sign_in, shot):
 
 
 @pytest.mark.browser
-def test_admin_pages_render(
-    page, owner, admin, member_with_token_permission, member, sign_in, shot
-):
+def test_admin_pages_render(page, owner, admin, member_with_token_permission, member, sign_in, shot):
     now = timezone.now()
     make_token(owner, name="Nightly CI runner")
     make_token(owner, name="Staging deploy", expires_at=now + timedelta(days=3))
@@ -34,9 +32,7 @@ def test_admin_pages_render(
         last_used_at=now - timedelta(hours=2),
     )
     make_token(member_with_token_permission, name="Old laptop", expires_at=now - timedelta(days=2))
-    make_token(
-        admin, name="Retired runner", revoked_at=now - timedelta(days=1), revoked_by=owner.user
-    )
+    make_token(admin, name="Retired runner", revoked_at=now - timedelta(days=1), revoked_by=owner.user)
 
     sign_in(page, owner)
     pages = [
