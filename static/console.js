@@ -67,11 +67,28 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!form.matches("form[data-once]")) return;
+    // Cancel buttons close their dialog through a submit with formmethod="dialog".
+    if (event.submitter && event.submitter.getAttribute("formmethod") === "dialog") return;
     if (form.dataset.submitted) { event.preventDefault(); return; }
     form.dataset.submitted = "1";
     form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
       button.setAttribute("aria-disabled", "true");
-      if (button.dataset.busyText) button.textContent = button.dataset.busyText;
+      if (button.dataset.busyText) {
+        button.dataset.idleText = button.textContent;
+        button.textContent = button.dataset.busyText;
+      }
+    });
+  });
+
+  // A page restored by Back is live again: its once-forms may be sent again.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-once]").forEach(function (form) {
+      delete form.dataset.submitted;
+      form.querySelectorAll("[aria-disabled=true]").forEach(function (button) {
+        button.removeAttribute("aria-disabled");
+        if (button.dataset.idleText) button.textContent = button.dataset.idleText;
+      });
     });
   });
 
@@ -91,10 +108,20 @@
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-expiration]")) syncExpiration(event.target);
     if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+    if (event.target.matches("#id_allow_codex_local")) syncToggles();
   });
+
+  // Access tokens need Codex Local: say so while the first toggle is off.
+  function syncToggles() {
+    var local = document.getElementById("id_allow_codex_local");
+    var note = document.getElementById("tokens-need-local");
+    if (local && note) note.hidden = local.checked;
+  }
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("select[data-expiration]").forEach(syncExpiration);
+    document.querySelectorAll("[data-needs-js]").forEach(function (el) { el.hidden = false; });
+    syncToggles();
 
     // A page answering a POST puts the list's address back, so a reload is a plain GET.
     var replace = document.body.getAttribute("data-replace-url");

@@ -42,8 +42,8 @@ def test_the_list_costs_the_same_queries_whatever_its_length(
         group.members.add(MembershipFactory(workspace=workspace))
     client.force_login(owner.user)
     client.get(URL)  # the first visit also saves the current workspace in the session
-    # session, user, membership, count, page, groups prefetch, sidebar workspaces
-    with django_assert_num_queries(7):
+    # session, user, membership, count, page, groups prefetch, owners, sidebar workspaces
+    with django_assert_num_queries(8):
         assert client.get(URL).status_code == 200
 
 
@@ -112,6 +112,8 @@ def test_admins_cannot_unmake_owners(client, admin, owner):
 
 def test_the_last_owner_stays_an_owner(client, owner):
     client.force_login(owner.user)
+    page = client.get(URL).content.decode()
+    assert "The only owner" in page and f"{URL}{owner.pk}/remove/" not in page
     response = client.post(f"{URL}{owner.pk}/role/", {"role": "admin"}, follow=True)
     assert b"the only owner" in response.content
     owner.refresh_from_db()

@@ -54,6 +54,7 @@ class MemberRoleForm(ConsoleForm):
 class GroupForm(ConsoleForm):
     name = forms.CharField(
         label="Group name", max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Release engineering"}),
         error_messages={"required": "Enter a group name.",
                         "max_length": "The group name can be at most 100 characters."},
     )

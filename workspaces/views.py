@@ -140,15 +140,18 @@ def _members_page(request, workspace, membership, add_form=None, status=200):
     if q:
         rows = rows.filter(Q(user__email__icontains=q) | Q(user__name__icontains=q))
     page = paginate(request, rows)
+    sole_owner = workspace.memberships.filter(role=Role.OWNER).count() == 1
     for row in page:
-        row.can_edit_role = can_change_role(membership, row, Role.MEMBER) and (
-            row.role != Role.OWNER or can_change_role(membership, row, Role.OWNER)
-        )
+        # The last owner can be neither demoted nor removed: offer neither.
+        row.is_sole_owner = sole_owner and row.role == Role.OWNER
+        row.can_edit_role = not row.is_sole_owner and can_change_role(
+            membership, row, Role.MEMBER
+        ) and (row.role != Role.OWNER or can_change_role(membership, row, Role.OWNER))
         row.role_choices = [
             (value, label) for value, label in Role.choices
             if value == row.role or can_change_role(membership, row, value)
         ]
-        row.can_remove = can_remove_member(membership, row)
+        row.can_remove = not row.is_sole_owner and can_remove_member(membership, row)
     return render_console(request, "workspaces/members.html", membership, "members", {
         "page": page, "q": q, "query": urlencode({"q": q}) if q else "",
         "add_form": add_form or MemberAddForm(),
