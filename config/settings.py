@@ -5,6 +5,8 @@ DATABASE_URL, CACHE_URL, EMAIL_URL, SECURE_SSL_REDIRECT, SECURE_PROXY_SSL_HEADER
 CSRF_TRUSTED_ORIGINS, CONN_MAX_AGE, TRUSTED_PROXY_HEADER, LOG_LEVEL.
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import environ
@@ -92,7 +94,16 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 else:
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    # Writers take the lock when their transaction begins, so two at once wait for each other
+    # instead of failing with "database is locked" (a double-clicked form, say).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    # Tests use a file, not shared-cache memory, so that concurrent tests see SQLite's real
+    # locking (memory databases fail at once where a file waits for the lock).
+    DATABASES["default"].setdefault("TEST", {}).setdefault(
+        "NAME", str(Path(tempfile.gettempdir()) / f"console-test-{os.getpid()}.sqlite3")
+    )
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
@@ -133,6 +144,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # terminates TLS set SECURE_PROXY_SSL_HEADER=true (it must strip X-Forwarded-Proto from
 # clients), and SECURE_SSL_REDIRECT=false when the proxy already redirects.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
@@ -149,7 +161,7 @@ X_FRAME_OPTIONS = "DENY"
 
 # The API throttles failed attempts per client address. The address is REMOTE_ADDR unless a
 # trusted proxy header is named here (for example HTTP_X_FORWARDED_FOR behind a proxy that
-# sets it); the first address in that header is the client's.
+# appends to it): the last address in that header, the one the proxy itself wrote, is used.
 TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="")
 API_FAILURE_LIMIT = env.int("API_FAILURE_LIMIT", default=30)
 API_FAILURE_WINDOW = env.int("API_FAILURE_WINDOW", default=300)

@@ -10,7 +10,16 @@ from django.utils import timezone
 from tokens.models import AccessToken, Run
 from workspaces.models import CustomRole, Workspace
 
-from .factories import MembershipFactory, WorkspaceFactory, make_token
+from workspaces.permissions import Perm
+
+from .factories import (
+    CustomRoleFactory,
+    GroupFactory,
+    MembershipFactory,
+    WorkspaceFactory,
+    make_token,
+)
+from .test_policy import CASES, expected
 
 WHOAMI = "/api/v1/whoami"
 RUNS = "/api/v1/runs"
@@ -94,6 +103,7 @@ def test_a_run_without_a_body(client, owner):
 
 
 @pytest.mark.parametrize("body", ['[1, 2]', '{"client": 5}', '{"command": null}', "not json",
+                                  '{"client": "\\ud800"}',
                                   '{"command": "' + "x" * 2001 + '"}'])
 def test_a_bad_run_body_is_invalid_request(client, owner, body):
     _, plaintext = make_token(owner)
@@ -223,6 +233,24 @@ def test_a_token_in_a_form_body_is_refused(client, owner):
     _, plaintext = make_token(owner)
     response = client.post(RUNS, {"access_token": plaintext})
     assert_error(response, 400, "invalid_request")
+
+
+def test_a_token_as_a_query_key_is_refused(client, owner):
+    _, plaintext = make_token(owner)
+    assert_error(client.get(f"{WHOAMI}?{plaintext}", **bearer(plaintext)), 400, "invalid_request")
+
+
+def test_a_token_in_a_get_body_is_refused(client, owner):
+    _, plaintext = make_token(owner)
+    response = client.generic("GET", WHOAMI, data=f'{{"token": "{plaintext}"}}',
+                              content_type="application/json", **bearer(plaintext))
+    assert_error(response, 400, "invalid_request")
+
+
+def test_a_command_that_mentions_access_tokens_is_fine(client, owner):
+    _, plaintext = make_token(owner)
+    response = call(client, RUNS, plaintext, data={"command": "rotate the access_token docs"})
+    assert response.status_code == 201
 
 
 # access_denied: the permission, now --------------------------------------------------------
@@ -366,10 +394,28 @@ def test_a_trusted_proxy_header_names_the_client(client, db, settings):
     from tokens import codec
 
     settings.TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
-    for _ in range(30):
-        call(client, WHOAMI, codec.generate(), HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
-    assert call(client, WHOAMI, "x", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 429
+    # The proxy appends the address it saw; what the client wrote before it cannot help it.
+    for n in range(30):
+        call(client, WHOAMI, codec.generate(), HTTP_X_FORWARDED_FOR=f"10.9.9.{n}, 203.0.113.9")
+    assert call(client, WHOAMI, "x", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9").status_code == 429
     assert call(client, WHOAMI, "x", HTTP_X_FORWARDED_FOR="203.0.113.10").status_code == 401
+
+
+def test_a_garbled_forwarded_header_falls_back_to_the_peer(client, owner, settings):
+    settings.TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+    _, plaintext = make_token(owner)
+    response = call(client, RUNS, plaintext, HTTP_X_FORWARDED_FOR="not-an-address")
+    assert response.status_code == 201
+    assert Run.objects.get().ip == "127.0.0.1"
+
+
+def test_an_ipv6_client_is_counted_by_its_64(client, db):
+    from tokens import codec
+
+    for n in range(30):
+        call(client, WHOAMI, codec.generate(), REMOTE_ADDR=f"2001:db8:1:2::{n + 1:x}")
+    assert call(client, WHOAMI, "x", REMOTE_ADDR="2001:db8:1:2::ffff").status_code == 429
+    assert call(client, WHOAMI, "x", REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
 
 
 def test_without_a_trusted_header_forwarded_for_is_ignored(client, db):
@@ -418,3 +464,33 @@ def test_the_api_does_not_start_sessions(client, owner):
     _, plaintext = make_token(owner)
     response = call(client, RUNS, plaintext)
     assert "sessionid" not in response.cookies and "csrftoken" not in response.cookies
+
+
+# The policy matrix, through the API: the API's one query must agree with `can()` -------------
+
+
+@pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
+def test_the_api_agrees_with_the_policy(client, db, role, plan, allow_local, allow_tokens, custom):
+    workspace = WorkspaceFactory(plan=plan, allow_codex_local=allow_local,
+                                 allow_access_tokens=allow_tokens)
+    membership = MembershipFactory(workspace=workspace, role=role)
+    if custom is not None:
+        group = GroupFactory(workspace=workspace)
+        group.members.add(membership)
+        CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
+                          grants_access_tokens=custom[1]).groups.add(group)
+    _, plaintext = make_token(membership)
+    allowed = expected(Perm.USE_ACCESS_TOKENS, role, plan, allow_local, allow_tokens, custom)
+    assert call(client, WHOAMI, plaintext).status_code == (200 if allowed else 403)
+
+
+def test_a_custom_role_of_another_workspace_grants_nothing_through_the_api(client, db):
+    workspace = WorkspaceFactory(allow_codex_local=False, allow_access_tokens=False)
+    elsewhere = WorkspaceFactory()
+    membership = MembershipFactory(workspace=workspace)
+    group = GroupFactory(workspace=elsewhere)
+    group.members.add(membership)  # only possible by going around the console
+    CustomRoleFactory(workspace=elsewhere, grants_codex_local=True,
+                      grants_access_tokens=True).groups.add(group)
+    _, plaintext = make_token(membership)
+    assert_error(call(client, WHOAMI, plaintext), 403, "access_denied")

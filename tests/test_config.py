@@ -69,3 +69,14 @@ def test_postgres_connections_persist():
     result = manage("shell", "-v", "0", "-c", code, DEBUG="true",
                     DATABASE_URL="postgres://postgres@127.0.0.1:5432/test")
     assert result.stdout.split() == ["600", "True"]
+
+
+def test_healthz_answers_plain_http_in_production():
+    code = ("from django.test import Client; "
+            "r = Client().get('/healthz', HTTP_HOST='x.example'); print(r.status_code); "
+            "r = Client().get('/w/acme/', HTTP_HOST='x.example'); print(r.status_code)")
+    result = manage("shell", "-v", "0", "-c", code, DEBUG="false",
+                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x.example",
+                    DATABASE_URL="sqlite://:memory:")
+    # /healthz needs a database that answers: an empty in-memory one does ("SELECT 1").
+    assert result.stdout.split() == ["200", "301"], result.stderr

@@ -110,3 +110,48 @@ def test_the_stdout_formatter_scrubs_tokens():
                                '"GET /api/v1/whoami?access_token=%s HTTP/1.1" 400', (plaintext,),
                                None)
     assert plaintext not in ScrubbingFormatter("{message}", style="{").format(record)
+
+
+def test_the_production_access_log_never_writes_query_strings(tmp_path):
+    """gunicorn with config/gunicorn.py: a token put in a URL by mistake stays out of the log."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from tokens import codec
+
+    root = Path(__file__).resolve().parent.parent
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DEBUG": "true", "GUNICORN_BIND": f"127.0.0.1:{port}",
+           "WEB_CONCURRENCY": "1", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "config/gunicorn.py",
+             "config.wsgi"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            plaintext = codec.generate()
+            url = f"http://127.0.0.1:{port}/api/v1/whoami?access_token={plaintext}"
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(url, timeout=2)
+                except urllib.error.HTTPError as error:
+                    assert error.code == 400
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            else:
+                raise AssertionError("gunicorn did not answer")
+        finally:
+            server.terminate()
+            server.wait(10)
+    text = log.read_text()
+    assert '"GET /api/v1/whoami" 400' in text
+    assert plaintext not in text and "access_token" not in text

@@ -8,11 +8,14 @@ creator's membership, the plan, the toggles, custom roles held through groups), 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from urllib.parse import unquote_plus
 
 from django.conf import settings
 from django.core.cache import cache
@@ -35,6 +38,7 @@ from .models import AccessToken, Run
 REALM = 'Bearer realm="codex"'
 LAST_USED_EVERY = timedelta(minutes=1)
 _TOKEN_IN_TEXT = re.compile(r"cxat_[0-9A-Za-z]{36}")
+_ACCESS_TOKEN_PARAM = re.compile(r'(?:^|[&{,\s])"?access_token"?\s*[=:]')
 CLIENT_MAX = Run._meta.get_field("client").max_length
 COMMAND_MAX = Run._meta.get_field("command").max_length
 
@@ -107,6 +111,9 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 
 def _throttle_keys(ip: str) -> tuple[str, str]:
+    # One IPv6 client usually holds a whole /64: count it as one address.
+    if ":" in ip:
+        ip = str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return f"api-fail:{ip}", f"api-fail-start:{ip}"
 
 
@@ -145,7 +152,8 @@ def _lookup_sql() -> str:
         role_groups = CustomRole.groups.through._meta.db_table
         grant = (
             "EXISTS (SELECT 1 FROM {gm} gm JOIN {rg} rg ON rg.group_id = gm.group_id "
-            "JOIN {cr} cr ON cr.id = rg.customrole_id WHERE gm.membership_id = m.id AND cr.{col})"
+            "JOIN {cr} cr ON cr.id = rg.customrole_id WHERE gm.membership_id = m.id "
+            "AND cr.workspace_id = m.workspace_id AND cr.{col})"
         )
         local = grant.format(gm=group_members, rg=role_groups, cr=CustomRole._meta.db_table,
                              col="grants_codex_local")
@@ -168,17 +176,12 @@ def _lookup_sql() -> str:
 
 
 def _token_outside_header(request) -> bool:
-    if "access_token" in request.GET or any(
-        _TOKEN_IN_TEXT.search(v) for values in request.GET.lists() for v in values[1]
-    ):
+    """Whether a token (or an access_token parameter) came in the query string or the body."""
+    query = unquote_plus(request.META.get("QUERY_STRING", ""))
+    if "access_token" in query or _TOKEN_IN_TEXT.search(query):
         return True
-    if request.method == "POST" and request.body:
-        body = request.body.decode("utf-8", "replace")
-        if _TOKEN_IN_TEXT.search(body) or '"access_token"' in body:
-            return True
-        if request.content_type == "application/x-www-form-urlencoded" and "access_token" in request.POST:
-            return True
-    return False
+    body = request.body.decode("utf-8", "replace") if request.body else ""
+    return bool(_TOKEN_IN_TEXT.search(body) or _ACCESS_TOKEN_PARAM.search(body))
 
 
 @sensitive_variables("header", "credential")
@@ -295,6 +298,10 @@ def _run_input(request) -> tuple[str, str]:
             raise Refusal(400, "invalid_request", f"“{field}” must be a string.")
         if len(value) > limit:
             raise Refusal(400, "invalid_request", f"“{field}” can be at most {limit} characters.")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refusal(400, "invalid_request", f"“{field}” is not valid text.") from None
         values.append(value.replace("\x00", ""))
     return values[0], values[1]
 
@@ -346,7 +353,9 @@ def _start_run(request, grant: Grant, ip: str) -> HttpResponse:
         grant, now=now, client=client, command=command, ip=ip if ip != "unknown" else None,
         agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
-    if run_id is None:
+    if run_id is None:  # revoked (or expired) between the check and the write
+        if grant.expires_at is not None and grant.expires_at <= now:
+            raise Refusal(401, "token_expired", "This access token has expired.")
         raise Refusal(401, "token_revoked", "This access token has been revoked.")
     body = {"id": run_id, "started_at": _iso(now), **grant.body()}
     response = JsonResponse(body, status=201)

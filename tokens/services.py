@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from workspaces.audit import Actor, record
 from workspaces.models import Membership
@@ -38,6 +39,7 @@ def _active(qs, now):
     return qs.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
 
 
+@sensitive_variables("plaintext")
 @transaction.atomic
 def token_create(
     *,

@@ -9,6 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods
 
 from workspaces.access import workspace_access
@@ -130,6 +131,7 @@ def token_list(request, slug):
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
+@sensitive_variables("plaintext")
 def token_create(request, slug):
     """GET: the create form as a plain page. POST: create, then show the token once."""
     workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)

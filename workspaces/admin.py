@@ -20,10 +20,23 @@ class UserAdmin(BaseUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
 
-class MembershipInline(admin.TabularInline):
+class ReadOnlyAdmin:
+    """Changes to these go through the console's services, which audit them and keep the
+    rules (the last owner, revoking a leaving member's tokens); here they are for reading."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(ReadOnlyAdmin, admin.TabularInline):
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
 
 
 @admin.register(Workspace)
@@ -36,12 +49,11 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["user", "workspace", "role", "joined_at"]
     list_filter = ["role", "workspace"]
     search_fields = ["user__email", "workspace__name", "workspace__slug"]
     list_select_related = ["user", "workspace"]
-    autocomplete_fields = ["user", "workspace"]
 
 
 @admin.register(Group)
@@ -63,15 +75,9 @@ class CustomRoleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["created_at", "workspace", "actor_email", "action", "target", "ip"]
     list_filter = ["action", "workspace"]
     search_fields = ["actor_email", "target", "action"]
     date_hierarchy = "created_at"
     list_select_related = ["workspace"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -9,14 +10,27 @@ from django.conf import settings
 from .models import AuditEvent, User, Workspace
 
 
+def _valid_ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+
+
 def client_ip(request) -> str | None:
-    """The client's address: REMOTE_ADDR, unless settings name a trusted proxy header."""
+    """The client's address: REMOTE_ADDR, unless settings name a trusted proxy header.
+
+    From that header only the last entry counts: the one our proxy wrote. Entries before it
+    come from the client and can say anything.
+    """
     header = settings.TRUSTED_PROXY_HEADER
     if header:
         forwarded = request.META.get(header, "")
         if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
+            found = _valid_ip(forwarded.split(",")[-1])
+            if found:
+                return found
+    return _valid_ip(request.META.get("REMOTE_ADDR", ""))
 
 
 @dataclass(frozen=True)

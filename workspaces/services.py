@@ -22,11 +22,13 @@ class ServiceError(Exception):
         self.field = field
 
 
-def _owner_count(workspace: Workspace) -> int:
-    # Locks the owners' rows so two concurrent demotions cannot both see a second owner.
+def _owner_count(workspace_id: int) -> int:
+    # Locks the owners' rows, always in id order and before any other row, so two concurrent
+    # demotions can neither both see a second owner nor deadlock.
     return len(
         Membership.objects.select_for_update()
-        .filter(workspace=workspace, role=Role.OWNER)
+        .filter(workspace_id=workspace_id, role=Role.OWNER)
+        .order_by("id")
         .values_list("id", flat=True)
     )
 
@@ -83,13 +85,14 @@ def member_change_role(*, membership: Membership, actor: Actor, role: str) -> Me
     """Change a member's built-in role; a workspace always keeps at least one owner."""
     if role not in Role.values:
         raise ServiceError("Choose a valid role.", "role")
+    owners = _owner_count(membership.workspace_id)
     membership = Membership.objects.select_for_update().select_related("user", "workspace").get(
         pk=membership.pk
     )
     before = membership.role
     if before == role:
         return membership
-    if before == Role.OWNER and _owner_count(membership.workspace) <= 1:
+    if before == Role.OWNER and owners <= 1:
         raise ServiceError(
             f"{membership.user.email} is the only owner. Make someone else an owner first.", "role"
         )
@@ -107,11 +110,12 @@ def member_remove(*, membership: Membership, actor: Actor) -> None:
     """Remove a member: their group places go, and their access tokens are revoked."""
     from tokens.services import tokens_revoke_for_member
 
+    owners = _owner_count(membership.workspace_id)
     membership = Membership.objects.select_for_update().select_related("user", "workspace").get(
         pk=membership.pk
     )
     workspace = membership.workspace
-    if membership.role == Role.OWNER and _owner_count(workspace) <= 1:
+    if membership.role == Role.OWNER and owners <= 1:
         raise ServiceError(
             f"{membership.user.email} is the only owner and cannot be removed. "
             "Make someone else an owner first."

@@ -77,8 +77,6 @@ class Command(BaseCommand):
         if not group.members.filter(pk=dev.pk).exists():
             group.members.add(dev)
             created += 1
-        if not User.objects.filter(is_superuser=True).exists():
-            User.objects.filter(email="owner@acme.test").update(is_staff=True, is_superuser=True)
         self.stdout.write(
             f"Demo data ready ({created} new records). Sign in as owner@acme.test "
             f"with the password {PASSWORD}."
