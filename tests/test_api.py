@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from tokens.models import AccessToken, Run
 from workspaces.models import CustomRole, Workspace
-
 from workspaces.permissions import Perm
 
 from .factories import (

@@ -14,7 +14,6 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
 from urllib.parse import unquote_plus
 
 from django.conf import settings
