@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from workspaces.access import workspace_access
 from workspaces.audit import Actor
 from workspaces.export import csv_response, day_range
-from workspaces.models import Membership
+from workspaces.models import Membership, User
 from workspaces.paging import keyset_page
 from workspaces.permissions import Perm, can, can_revoke_token
 from workspaces.services import ServiceError
@@ -220,6 +220,25 @@ def _runs(request, workspace):
     return form, runs, low, high
 
 
+def _top_counts(runs):
+    """Runs per token and per member, the top ten of each.
+
+    Counted by id alone (an index-only scan on PostgreSQL), then the ten names fetched.
+    """
+    def top(field):
+        return list(runs.values(field).annotate(runs=Count("*")).order_by("-runs", field)[:TOP])
+
+    tokens, members = top("token_id"), top("user_id")
+    names = AccessToken.objects.in_bulk([row["token_id"] for row in tokens])
+    emails = dict(User.objects.filter(pk__in=[row["user_id"] for row in members])
+                  .values_list("pk", "email"))
+    for row in tokens:
+        row["token"] = names.get(row["token_id"])
+    for row in members:
+        row["email"] = emails.get(row["user_id"], "")
+    return tokens, members
+
+
 @login_required
 @require_GET
 def governance(request, slug):
@@ -229,14 +248,7 @@ def governance(request, slug):
                        time_field="started_at", size=RUNS_PAGE_SIZE)
     # Counts cover the chosen dates, or the last 30 days when none are chosen.
     period = runs if (low or high) else runs.filter(started_at__gte=timezone.now() - DEFAULT_PERIOD)
-    by_token = list(
-        period.values("token_id", "token__name", "token__last_characters")
-        .annotate(runs=Count("id")).order_by("-runs", "token_id")[:TOP]
-    )
-    by_member = list(
-        period.values("user_id", "user__email").annotate(runs=Count("id"))
-        .order_by("-runs", "user_id")[:TOP]
-    )
+    by_token, by_member = _top_counts(period)
     query = request.GET.copy()
     query.pop("after", None)
     return render_console(request, "tokens/governance.html", membership, "governance", {
