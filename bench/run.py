@@ -2,13 +2,16 @@
 
 1. PostgreSQL database `bench` (created if missing), migrated, static files collected.
 2. Seeded once (bench/seed.py): one workspace, 100,000 access tokens, 1,000,000 runs.
-3. gunicorn (2 sync workers) on a free loopback port, with bench/settings.py: the site plus a
-   floor view, /bench/floor, the cheapest JSON answer through the same middleware.
-4. wrk against the floor, GET /api/v1/whoami and POST /api/v1/runs, side by side.
-5. Server time of the governance, audit log and access tokens pages (Django's test client in
+3. Server time of the governance, audit log and access tokens pages (Django's test client in
    this process, against the same database).
-6. A table, the targets (PASS/FAIL) and the machine. Exits non-zero only when a request
-   failed; a missed target is reported, not fatal.
+4. gunicorn (2 sync workers) on a free loopback port, with bench/settings.py: the site plus a
+   floor view, /bench/floor, the cheapest JSON answer through the same middleware.
+5. wrk (bench/wrk.lua) against the floor, GET /api/v1/whoami and POST /api/v1/runs in turn,
+   each warmed up first; besides req/s and latency, the CPU each request cost the workers,
+   their PostgreSQL backends and wrk, which other programs on the machine barely disturb.
+6. A table, the targets (PASS/FAIL) and the machine; the figures also go to
+   bench/out/results.json. Exits non-zero only when a request failed: a missed target is
+   reported, not fatal.
 
 Options: --duration and --warmup (seconds per endpoint), --samples (requests per page).
 """
@@ -205,7 +208,7 @@ def describe_machine() -> dict:
 def print_machine(machine: dict) -> None:
     step("machine")
     for key, value in machine.items():
-        print(f"  {key:<11} {value}")
+        print(f"  {key:<13} {value}")
 
 
 def ensure_wrk() -> None:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from workspaces.forms import ConsoleForm
+from workspaces.forms import ConsoleForm, DateRangeForm
 
 from .services import NAME_MAX
 
@@ -79,20 +79,9 @@ class TokenCreateForm(ConsoleForm):
         return timezone.now() + timedelta(days=int(choice))
 
 
-class GovernanceFilterForm(ConsoleForm):
+class GovernanceFilterForm(DateRangeForm):
+    field_order = ["member", "token", "start", "end"]
     member = forms.CharField(label="Member", required=False, max_length=254,
                              widget=forms.TextInput(attrs={"placeholder": "email"}))
     token = forms.CharField(label="Token", required=False, max_length=100,
                             widget=forms.TextInput(attrs={"placeholder": "name"}))
-    start = forms.DateField(label="From", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}),
-                            error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
-    end = forms.DateField(label="To", required=False,
-                          widget=forms.DateInput(attrs={"type": "date"}),
-                          error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
-
-    def clean(self):
-        data = super().clean()
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            self.add_error("end", "The end date must be on or after the start date.")
-        return data

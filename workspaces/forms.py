@@ -133,10 +133,9 @@ class CustomRoleForm(ConsoleForm):
         }
 
 
-class AuditFilterForm(ConsoleForm):
-    action = forms.ChoiceField(label="Action", required=False)
-    actor = forms.CharField(label="Actor", required=False, max_length=254,
-                            widget=forms.TextInput(attrs={"placeholder": "email"}))
+class DateRangeForm(ConsoleForm):
+    """A list filter over whole days, From and To both included (UTC)."""
+
     start = forms.DateField(label="From", required=False,
                             widget=forms.DateInput(attrs={"type": "date"}),
                             error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
@@ -144,15 +143,22 @@ class AuditFilterForm(ConsoleForm):
                           widget=forms.DateInput(attrs={"type": "date"}),
                           error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
 
-    def __init__(self, *args, actions=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]
-
     def clean(self):
         data = super().clean()
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             self.add_error("end", "The end date must be on or after the start date.")
         return data
+
+
+class AuditFilterForm(DateRangeForm):
+    field_order = ["action", "actor", "start", "end"]
+    action = forms.ChoiceField(label="Action", required=False)
+    actor = forms.CharField(label="Actor", required=False, max_length=254,
+                            widget=forms.TextInput(attrs={"placeholder": "email"}))
+
+    def __init__(self, *args, actions=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]
 
 
 class ConsolePasswordChangeForm(PasswordChangeForm):
