@@ -93,6 +93,13 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # The API's token check binds on the server (tokens/api.py) so PostgreSQL can keep its plan:
+    # planning that lookup costs ~20x running it. Only those server-binding statements are
+    # prepared; Django's own queries bind on the client and are unaffected. Set
+    # DB_PREPARED_STATEMENTS=false behind a pooler that cannot keep them (PgBouncer < 1.21 in
+    # transaction mode).
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 0)
 else:
     # Writers take the lock when their transaction begins, so two at once wait for each other
     # instead of failing with "database is locked" (a double-clicked form, say).

@@ -148,6 +148,10 @@ def _cursor():
     On PostgreSQL it binds parameters on the server, so psycopg prepares each statement once
     per connection: planning the lookup's joins costs more than running it. It is still
     Django's cursor wrapper (errors, execute wrappers, query logging all apply).
+
+    It skips Django's per-request health check (a SELECT 1 round trip): a connection that
+    died makes the statement fail, the call answers 503, and Django replaces the connection
+    at the start of the next request because an error occurred on it.
     """
     if connection.vendor != "postgresql":
         return connection.cursor()

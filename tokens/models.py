@@ -35,7 +35,7 @@ class AccessToken(models.Model):
         related_name="+",
     )
     # The create form's one-time key: the same form posted twice makes one token.
-    request_key = models.CharField(max_length=64, blank=True, editable=False)
+    request_key = models.CharField(max_length=64, blank=True, db_default="", editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -72,12 +72,21 @@ class AccessToken(models.Model):
 
 
 class Run(models.Model):
-    """A Codex run started with an access token: the governance record."""
+    """A Codex run started with an access token: the governance record.
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
-    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="runs")
+    Every run start writes a row, so the table keeps only the indexes its pages use (the
+    composite ones below, which also serve the foreign keys' workspace lookups); deleting a
+    token or a user, which the console never does, scans it.
+    """
+
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
+    token = models.ForeignKey(
+        AccessToken, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs", db_index=False
     )
     started_at = models.DateTimeField(default=timezone.now)
     client = models.CharField(max_length=200, blank=True)
