@@ -18,7 +18,7 @@ from .factories import (
     WorkspaceFactory,
     make_token,
 )
-from .test_policy import CASES, expected
+from .test_policy import CASES, expected, member_in_case
 
 WHOAMI = "/api/v1/whoami"
 RUNS = "/api/v1/runs"
@@ -470,15 +470,7 @@ def test_the_api_does_not_start_sessions(client, owner):
 
 @pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
 def test_the_api_agrees_with_the_policy(client, db, role, plan, allow_local, allow_tokens, custom):
-    workspace = WorkspaceFactory(plan=plan, allow_codex_local=allow_local,
-                                 allow_access_tokens=allow_tokens)
-    membership = MembershipFactory(workspace=workspace, role=role)
-    if custom is not None:
-        group = GroupFactory(workspace=workspace)
-        group.members.add(membership)
-        CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
-                          grants_access_tokens=custom[1]).groups.add(group)
-    _, plaintext = make_token(membership)
+    _, plaintext = make_token(member_in_case(role, plan, allow_local, allow_tokens, custom))
     allowed = expected(Perm.USE_ACCESS_TOKENS, role, plan, allow_local, allow_tokens, custom)
     assert call(client, WHOAMI, plaintext).status_code == (200 if allowed else 403)
 

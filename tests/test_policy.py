@@ -55,17 +55,22 @@ CASES = list(itertools.product(
 ))
 
 
-@pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
-def test_it_matches_the_product_rules(db, role, plan, allow_local, allow_tokens, custom):
+def member_in_case(role, plan, allow_local, allow_tokens, custom):
+    """A membership in a workspace set up as one case of the matrix."""
     workspace = WorkspaceFactory(plan=plan, allow_codex_local=allow_local,
                                  allow_access_tokens=allow_tokens)
     membership = MembershipFactory(workspace=workspace, role=role)
     if custom is not None:
         group = GroupFactory(workspace=workspace)
         group.members.add(membership)
-        custom_role = CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
-                                        grants_access_tokens=custom[1])
-        custom_role.groups.add(group)
+        CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
+                          grants_access_tokens=custom[1]).groups.add(group)
+    return membership
+
+
+@pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
+def test_it_matches_the_product_rules(db, role, plan, allow_local, allow_tokens, custom):
+    membership = member_in_case(role, plan, allow_local, allow_tokens, custom)
     for perm in Perm:
         assert can(membership, perm) == expected(perm, role, plan, allow_local, allow_tokens,
                                                  custom), perm
