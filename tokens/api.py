@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from workspaces.permissions import Facts, Perm, holds
 from . import codec
 from .models import AccessToken, Run
 
+logger = logging.getLogger(__name__)
 REALM = 'Bearer realm="codex"'
 LAST_USED_EVERY = timedelta(minutes=1)
 _TOKEN_IN_TEXT = re.compile(r"cxat_[0-9A-Za-z]{36}")
@@ -117,9 +119,17 @@ def _throttle_keys(ip: str) -> tuple[str, str]:
 
 
 def _throttled(ip: str) -> int | None:
-    """Seconds until this address may try again, or None when it is not throttled."""
+    """Seconds until this address may try again, or None when it is not throttled.
+
+    The throttle is a second line of defence: if the cache is down, calls go on (and say so in
+    the log) rather than fail.
+    """
     count_key, start_key = _throttle_keys(ip)
-    values = cache.get_many([count_key, start_key])
+    try:
+        values = cache.get_many([count_key, start_key])
+    except Exception:
+        logger.warning("API throttle: the cache is unreachable; not throttling", exc_info=True)
+        return None
     if values.get(count_key, 0) < settings.API_FAILURE_LIMIT:
         return None
     started = values.get(start_key, time.time())
@@ -129,14 +139,18 @@ def _throttled(ip: str) -> int | None:
 def _count_failure(ip: str) -> None:
     count_key, start_key = _throttle_keys(ip)
     window = settings.API_FAILURE_WINDOW
-    if cache.add(count_key, 1, timeout=window):
-        cache.set(start_key, time.time(), timeout=window)
-        return
     try:
-        cache.incr(count_key)
-    except ValueError:  # expired between add and incr: start a new window
-        cache.set(count_key, 1, timeout=window)
-        cache.set(start_key, time.time(), timeout=window)
+        if cache.add(count_key, 1, timeout=window):
+            cache.set(start_key, time.time(), timeout=window)
+            return
+        try:
+            cache.incr(count_key)
+        except ValueError:  # expired between add and incr: start a new window
+            cache.set(count_key, 1, timeout=window)
+            cache.set(start_key, time.time(), timeout=window)
+    except Exception:
+        logger.warning("API throttle: the cache is unreachable; failure not counted",
+                       exc_info=True)
 
 
 # The check -------------------------------------------------------------------------------
