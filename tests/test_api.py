@@ -498,3 +498,32 @@ def test_an_unreachable_cache_does_not_stop_the_api(client, owner, settings):
     _, plaintext = make_token(owner)
     assert call(client, WHOAMI, plaintext).status_code == 200
     assert_error(call(client, WHOAMI, "cxat_nope"), 401, "malformed_token")
+
+
+def test_the_throttle_holds_across_workers_with_redis(client, owner, settings):
+    """With CACHE_URL pointing at Redis (as in production) the failure count is shared."""
+    import os
+
+    import redis
+
+    location = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(location, socket_connect_timeout=1).ping()
+    except redis.exceptions.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis at {location} (CI=true makes this a failure)")
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": location}}
+    cache.clear()
+    try:
+        from tokens import codec
+
+        _, good = make_token(owner)
+        for _ in range(30):
+            assert call(client, WHOAMI, codec.generate()).status_code == 401
+        assert_error(call(client, WHOAMI, good), 429, "rate_limited")
+        # The count lives in Redis, where every worker reads it.
+        assert redis.Redis.from_url(location).keys("*api-fail:127.0.0.1")
+    finally:
+        cache.clear()
