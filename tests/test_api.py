@@ -473,6 +473,10 @@ def test_the_api_agrees_with_the_policy(client, db, role, plan, allow_local, all
     _, plaintext = make_token(member_in_case(role, plan, allow_local, allow_tokens, custom))
     allowed = expected(Perm.USE_ACCESS_TOKENS, role, plan, allow_local, allow_tokens, custom)
     assert call(client, WHOAMI, plaintext).status_code == (200 if allowed else 403)
+    # Run start decides in one statement on PostgreSQL (the policy's SQL form): same answer,
+    # and a run recorded exactly when it is allowed.
+    assert call(client, RUNS, plaintext).status_code == (201 if allowed else 403)
+    assert Run.objects.count() == (1 if allowed else 0)
 
 
 def test_a_custom_role_of_another_workspace_grants_nothing_through_the_api(client, db):

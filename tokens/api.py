@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from workspaces.audit import client_ip
 from workspaces.models import CustomRole, Group, Membership, User, Workspace
-from workspaces.permissions import Facts, Perm, holds
+from workspaces.permissions import Facts, Perm, holds, token_use_sql
 
 from . import codec
 from .models import AccessToken, Run
@@ -175,37 +175,79 @@ def _cursor():
     return connection._prepare_cursor(psycopg.Cursor(connection.connection))
 
 
-_LOOKUP_SQL = None
+_FACTS_SQL = None
 
 
-def _lookup_sql() -> str:
-    global _LOOKUP_SQL
-    if _LOOKUP_SQL is None:
-        group_members = Group.members.through._meta.db_table
-        role_groups = CustomRole.groups.through._meta.db_table
+def _facts_sql() -> str:
+    """SELECT everything the check needs about the token with digest %(digest)s, in one row.
+
+    Columns, in order: token id, name, expires at, revoked at, last used at; workspace id,
+    slug, name, plan, the two toggles; creator id, email, active; the creator's role (NULL when
+    no longer a member); whether a custom role held through a group grants Codex Local, and
+    whether one grants access tokens.
+    """
+    global _FACTS_SQL
+    if _FACTS_SQL is None:
         grant = (
             "EXISTS (SELECT 1 FROM {gm} gm JOIN {rg} rg ON rg.group_id = gm.group_id "
             "JOIN {cr} cr ON cr.id = rg.customrole_id WHERE gm.membership_id = m.id "
             "AND cr.workspace_id = m.workspace_id AND cr.{col})"
         )
-        local = grant.format(gm=group_members, rg=role_groups, cr=CustomRole._meta.db_table,
-                             col="grants_codex_local")
-        tokens = grant.format(gm=group_members, rg=role_groups, cr=CustomRole._meta.db_table,
-                              col="grants_access_tokens")
-        _LOOKUP_SQL = (
-            "SELECT t.id, t.name, t.expires_at, t.revoked_at, t.last_used_at, "
-            "w.id, w.slug, w.name, w.plan, w.allow_codex_local, w.allow_access_tokens, "
-            "u.id, u.email, u.is_active, m.role, "
-            f"CASE WHEN m.id IS NULL THEN FALSE ELSE {local} END, "
-            f"CASE WHEN m.id IS NULL THEN FALSE ELSE {tokens} END "
+        tables = {"gm": Group.members.through._meta.db_table,
+                  "rg": CustomRole.groups.through._meta.db_table,
+                  "cr": CustomRole._meta.db_table}
+        local = grant.format(col="grants_codex_local", **tables)
+        tokens = grant.format(col="grants_access_tokens", **tables)
+        _FACTS_SQL = (
+            "SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, "
+            "t.last_used_at, w.id AS workspace_id, w.slug, w.name AS workspace_name, w.plan, "
+            "w.allow_codex_local, w.allow_access_tokens, u.id AS user_id, u.email, "
+            "u.is_active, m.role, "
+            f"CASE WHEN m.id IS NULL THEN FALSE ELSE {local} END AS custom_local, "
+            f"CASE WHEN m.id IS NULL THEN FALSE ELSE {tokens} END AS custom_tokens "
             f"FROM {AccessToken._meta.db_table} t "
             f"JOIN {Workspace._meta.db_table} w ON w.id = t.workspace_id "
             f"JOIN {User._meta.db_table} u ON u.id = t.created_by_id "
             f"LEFT JOIN {Membership._meta.db_table} m "
             "ON m.workspace_id = t.workspace_id AND m.user_id = t.created_by_id "
-            "WHERE t.digest = %s"
+            "WHERE t.digest = %(digest)s"
         )
-    return _LOOKUP_SQL
+    return _FACTS_SQL
+
+
+_RUN_SQL_PG = None
+
+
+def _run_sql_pg() -> str:
+    """Check and record a run in one statement, one round trip (PostgreSQL).
+
+    It returns the token's facts row (for the Python check, which decides the answer) with
+    the new run's id at the end, or NULL there when no run was recorded. The conditional
+    UPDATE takes the token's row lock and re-checks revocation and expiry under it, so a
+    revocation that committed first always wins; only a token that passes the policy (its SQL
+    form, `workspaces.permissions.token_use_sql`) yields a row for the INSERT.
+    """
+    global _RUN_SQL_PG
+    if _RUN_SQL_PG is None:
+        allowed = token_use_sql(
+            role="f.role", plan="f.plan", allow_local="f.allow_codex_local",
+            allow_tokens="f.allow_access_tokens", custom_local="f.custom_local",
+            custom_tokens="f.custom_tokens",
+        )
+        _RUN_SQL_PG = (
+            f"WITH f AS ({_facts_sql()}), "
+            f"used AS (UPDATE {AccessToken._meta.db_table} t SET last_used_at = %(now)s, "
+            "last_used_ip = %(ip)s FROM f WHERE t.id = f.token_id AND t.revoked_at IS NULL "
+            "AND (t.expires_at IS NULL OR t.expires_at > %(now)s) AND f.is_active "
+            f"AND f.role IS NOT NULL AND {allowed} "
+            "RETURNING t.id, t.workspace_id, t.created_by_id), "
+            f"run AS (INSERT INTO {Run._meta.db_table} "
+            "(workspace_id, token_id, user_id, started_at, client, command, ip, user_agent) "
+            "SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, "
+            "%(agent)s FROM used RETURNING id) "
+            "SELECT f.*, (SELECT id FROM run) FROM f"
+        )
+    return _RUN_SQL_PG
 
 
 def _token_outside_header(request) -> bool:
@@ -218,8 +260,8 @@ def _token_outside_header(request) -> bool:
 
 
 @sensitive_variables("header", "credential")
-def authenticate(request) -> Grant:
-    """Decide whether the bearer token of this request may act now. Raises `Refusal`."""
+def _digest_of_bearer(request) -> str:
+    """The digest of the request's bearer token, after every check that needs no database."""
     if _token_outside_header(request):
         raise Refusal(400, "invalid_request",
                       "Send the access token in the Authorization header as a Bearer token, "
@@ -238,18 +280,20 @@ def authenticate(request) -> Grant:
                       "Access tokens page.")
     if kind is codec.Kind.MALFORMED:
         raise Refusal(401, "malformed_token", "This is not a valid Codex access token.")
-    with _cursor() as cursor:
-        cursor.execute(_lookup_sql(), [codec.digest(credential)])
-        row = cursor.fetchone()
+    return codec.digest(credential)
+
+
+def _decide(row, now) -> Grant:
+    """Whether the token whose facts are `row` may act now, by the policy. Raises `Refusal`."""
     if row is None:
         raise Refusal(401, "invalid_token", "This access token does not exist.")
     (token_id, token_name, expires_at, revoked_at, last_used_at, workspace_id, slug, ws_name,
      plan, allow_local, allow_tokens, user_id, email, user_active, role, custom_local,
-     custom_tokens) = row
+     custom_tokens) = row[:17]
     if revoked_at is not None:
         raise Refusal(401, "token_revoked", "This access token has been revoked.")
     expires_at = _aware(expires_at)
-    if expires_at is not None and expires_at <= timezone.now():
+    if expires_at is not None and expires_at <= now:
         raise Refusal(401, "token_expired", "This access token has expired.")
     if role is None or not user_active:
         raise Refusal(403, "access_denied",
@@ -269,8 +313,20 @@ def authenticate(request) -> Grant:
                  workspace_slug=slug, workspace_name=ws_name, user_id=user_id, user_email=email)
 
 
+def _fetch(sql: str, params: dict):
+    with _cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def authenticate(request) -> Grant:
+    """Decide whether the bearer token of this request may act now. Raises `Refusal`."""
+    digest = _digest_of_bearer(request)
+    return _decide(_fetch(_facts_sql(), {"digest": digest}), timezone.now())
+
+
 def _guarded(handler):
-    """Run `handler(request, grant)` behind the check, the throttle and the 503 guard."""
+    """Run `handler(request, ip)` behind the throttle, the error shape and the 503 guard."""
 
     @csrf_exempt  # bearer-token API: browser sessions are not credentials here, so no CSRF
     @sensitive_variables()
@@ -283,8 +339,7 @@ def _guarded(handler):
             response["Retry-After"] = str(retry_after)
             return response
         try:
-            grant = authenticate(request)
-            return handler(request, grant, ip)
+            return handler(request, ip if ip != "unknown" else None)
         except Refusal as refusal:
             if refusal.status in (401, 403):
                 _count_failure(ip)
@@ -297,15 +352,20 @@ def _guarded(handler):
     return view
 
 
-def _whoami(request, grant: Grant, ip: str) -> HttpResponse:
+def _json(body: dict, status: int = 200) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _whoami(request, ip: str | None) -> HttpResponse:
+    grant = authenticate(request)
     now = timezone.now()
     if grant.last_used_at is None or now - grant.last_used_at >= LAST_USED_EVERY:
         AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).update(
-            last_used_at=now, last_used_ip=ip if ip != "unknown" else None
+            last_used_at=now, last_used_ip=ip
         )
-    response = JsonResponse(grant.body())
-    response["Cache-Control"] = "no-store"
-    return response
+    return _json(grant.body())
 
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
@@ -339,61 +399,38 @@ def _run_input(request) -> tuple[str, str]:
     return values[0], values[1]
 
 
-_RUN_SQL_PG = None
-
-
-def _run_sql_pg() -> str:
-    # One statement, one round trip: the conditional UPDATE takes the token's row lock and
-    # only an unrevoked, unexpired token yields a row for the INSERT.
-    global _RUN_SQL_PG
-    if _RUN_SQL_PG is None:
-        _RUN_SQL_PG = (
-            f"WITH used AS (UPDATE {AccessToken._meta.db_table} SET last_used_at = %(now)s, "
-            "last_used_ip = %(ip)s WHERE id = %(token)s AND revoked_at IS NULL "
-            "AND (expires_at IS NULL OR expires_at > %(now)s) RETURNING id, workspace_id, "
-            f"created_by_id) INSERT INTO {Run._meta.db_table} "
-            "(workspace_id, token_id, user_id, started_at, client, command, ip, user_agent) "
-            "SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, "
-            "%(agent)s FROM used RETURNING id"
-        )
-    return _RUN_SQL_PG
-
-
-def _record_run(grant: Grant, *, now, client, command, ip, agent) -> int | None:
-    """Record a run unless the token was revoked (or expired) meanwhile."""
-    if connection.vendor == "postgresql":
-        with _cursor() as cursor:
-            cursor.execute(_run_sql_pg(), {"now": now, "ip": ip, "token": grant.token_id,
-                                           "client": client, "command": command, "agent": agent})
-            row = cursor.fetchone()
-        return row[0] if row else None
+def _record_run_atomically(digest, now, run) -> tuple[Grant, int | None]:
+    """Check, then record the run unless the token was revoked meanwhile (not PostgreSQL)."""
+    grant = _decide(_fetch(_facts_sql(), {"digest": digest}), now)
     with transaction.atomic():
         used = AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).exclude(
             expires_at__lte=now
-        ).update(last_used_at=now, last_used_ip=ip)
+        ).update(last_used_at=now, last_used_ip=run["ip"])
         if not used:
-            return None
-        return Run.objects.create(
+            return grant, None
+        return grant, Run.objects.create(
             workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
-            started_at=now, client=client, command=command, ip=ip, user_agent=agent,
+            started_at=now, client=run["client"], command=run["command"], ip=run["ip"],
+            user_agent=run["agent"],
         ).pk
 
 
-def _start_run(request, grant: Grant, ip: str) -> HttpResponse:
+def _start_run(request, ip: str | None) -> HttpResponse:
+    digest = _digest_of_bearer(request)
     client, command = _run_input(request)
     now = timezone.now()
-    run_id = _record_run(
-        grant, now=now, client=client, command=command, ip=ip if ip != "unknown" else None,
-        agent=request.META.get("HTTP_USER_AGENT", "")[:300],
-    )
+    run = {"client": client, "command": command, "ip": ip,
+           "agent": request.META.get("HTTP_USER_AGENT", "")[:300]}
+    if connection.vendor == "postgresql":
+        row = _fetch(_run_sql_pg(), {"digest": digest, "now": now, **run})
+        grant, run_id = _decide(row, now), (row[-1] if row else None)
+    else:
+        grant, run_id = _record_run_atomically(digest, now, run)
     if run_id is None:  # revoked (or expired) between the check and the write
         if grant.expires_at is not None and grant.expires_at <= now:
             raise Refusal(401, "token_expired", "This access token has expired.")
         raise Refusal(401, "token_revoked", "This access token has been revoked.")
-    body = {"id": run_id, "started_at": _iso(now), **grant.body()}
-    response = JsonResponse(body, status=201)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _json({"id": run_id, "started_at": _iso(now), **grant.body()}, status=201)
 
 
 whoami = require_GET(_guarded(_whoami))

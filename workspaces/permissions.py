@@ -98,6 +98,21 @@ def holds(facts: Facts) -> frozenset[Perm]:
     return frozenset(perms)
 
 
+def token_use_sql(*, role, plan, allow_local, allow_tokens, custom_local, custom_tokens) -> str:
+    """`holds()`'s rule for "may use an access token" (Codex Local access and the access token
+    permission together), as a SQL boolean over the given column expressions.
+
+    The API records a run in one statement with it. The policy matrix runs through the API as
+    well as through `can()`, so the two forms cannot drift apart unnoticed.
+    """
+    plans = ", ".join(f"'{p.value}'" for p in sorted(TOKEN_PLANS))
+    admins = f"'{Role.OWNER.value}', '{Role.ADMIN.value}'"
+    return (
+        f"({plan} IN ({plans}) AND ({role} IN ({admins}) OR ({role} = '{Role.MEMBER.value}' "
+        f"AND ({allow_local} OR {custom_local}) AND ({allow_tokens} OR {custom_tokens}))))"
+    )
+
+
 def facts_for(membership: Membership) -> Facts:
     workspace = membership.workspace
     custom_local = custom_tokens = False
