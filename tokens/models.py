@@ -50,6 +50,7 @@ class AccessToken(models.Model):
             models.Index(
                 fields=["workspace", "created_by", "-created_at"], name="token_ws_creator"
             ),
+            models.Index(fields=["workspace", "name"], name="token_ws_name"),
         ]
 
     def __str__(self):
