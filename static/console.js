@@ -2,10 +2,23 @@
 (function () {
   "use strict";
 
+  // While a modal dialog is open the page behind it is hidden from assistive technology (and
+  // from role queries), as the dialog is all there is to act on.
+  function showModal(dialog) {
+    var shell = document.querySelector(".shell");
+    if (shell) shell.setAttribute("aria-hidden", "true");
+    dialog.showModal();
+  }
+
+  document.addEventListener("close", function () {
+    var shell = document.querySelector(".shell");
+    if (shell && !document.querySelector("dialog[open]")) shell.removeAttribute("aria-hidden");
+  }, true);
+
   function openModal(dialog) {
     if (!dialog) return;
     if (dialog.open) dialog.close();
-    dialog.showModal();
+    showModal(dialog);
     var first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
     if (first) first.focus();
   }
@@ -18,7 +31,7 @@
       return;
     }
 
-    var confirmLink = event.target.closest("a[data-confirm]");
+    var confirmLink = event.target.closest("[data-confirm]");
     if (confirmLink) {
       var dialog = document.getElementById("confirm-dialog");
       if (!dialog) return;
@@ -27,8 +40,9 @@
       dialog.querySelector("[data-confirm-body]").textContent = confirmLink.getAttribute("data-confirm-body") || "";
       var submit = dialog.querySelector("[data-confirm-submit]");
       submit.textContent = confirmLink.getAttribute("data-confirm-action") || "Confirm";
-      dialog.querySelector("form[method=post]").setAttribute("action", confirmLink.getAttribute("href"));
-      dialog.showModal();
+      var url = confirmLink.getAttribute("href") || confirmLink.form.getAttribute("action");
+      dialog.querySelector("form[method=post]").setAttribute("action", url);
+      showModal(dialog);
       dialog.querySelector("[data-confirm-cancel]").focus();
       return;
     }
