@@ -1,6 +1,6 @@
 """Real-browser tests: the system Chromium driven by Playwright against pytest-django's live server.
 
-One Chromium per session, a fresh context (cookies, clipboard permission) and page per test.
+One Chromium for the browser tests, a fresh context (cookies, clipboard permission) and page per test.
 Without Chromium the tests skip, unless CI is set: there a missing browser fails the run, so
 CI can never pass without having exercised the real UI.
 
@@ -38,7 +38,10 @@ def _unavailable(reason: str):
     pytest.skip(f"{reason}; the real-browser tests need it (set CI=true to make this a failure)")
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's event loop is stopped once the browser tests are done, before
+# the rest of the suite runs in this thread (left running, Django code after it opened a
+# second database connection that outlived the test database's teardown).
+@pytest.fixture(scope="package")
 def browser():
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         _unavailable(f"Chromium is not installed at {CHROMIUM}")
