@@ -95,6 +95,13 @@ def test_starting_a_run_records_it(client, member_with_token_permission):
     assert token.last_used_at == run.started_at
 
 
+def test_a_broken_multipart_body_is_invalid_request(client, owner):
+    _, plaintext = make_token(owner)
+    response = client.post(RUNS, data="x", content_type="multipart/form-data", **bearer(plaintext))
+    assert_error(response, 400, "invalid_request")
+    assert not Run.objects.exists()
+
+
 def test_a_run_without_a_body(client, owner):
     _, plaintext = make_token(owner)
     assert client.post(RUNS, **bearer(plaintext)).status_code == 201

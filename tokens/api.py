@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection, transaction
 from django.http import HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.urls import path
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -374,7 +375,10 @@ _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 def _run_input(request) -> tuple[str, str]:
     """The optional client and command, from a JSON object (or a plain form)."""
     if request.content_type in _FORM_TYPES:
-        data = request.POST.dict()
+        try:
+            data = request.POST.dict()
+        except MultiPartParserError:
+            raise Refusal(400, "invalid_request", "The body is not a valid form.") from None
     elif not request.body.strip():
         data = {}
     else:
