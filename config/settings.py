@@ -1,11 +1,11 @@
 """Settings for the workspace console: one module, every knob from the environment.
 
-Variables (and an optional ``.env`` file beside manage.py): DEBUG, SECRET_KEY, ALLOWED_HOSTS,
-DATABASE_URL, CACHE_URL, EMAIL_URL, SECURE_SSL_REDIRECT, SECURE_PROXY_SSL_HEADER,
-CSRF_TRUSTED_ORIGINS, CONN_MAX_AGE, TRUSTED_PROXY_HEADER, LOG_LEVEL.
+Variables (and an optional ``.env`` file beside manage.py) are listed with their defaults in the
+README's configuration table.
 """
 
 import os
+from datetime import timedelta
 import tempfile
 from pathlib import Path
 
@@ -52,6 +52,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "workspaces",
     "tokens",
 ]
@@ -65,6 +67,16 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "workspaces.middleware.PrivatePagesMiddleware",
+    # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# django-axes refuses locked-out sign-ins before the password is checked; then Django's own.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -113,7 +125,21 @@ else:
     )
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
-vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+
+# Mail: password resets, invitations and token notices. In development they print on the
+# console; with DEBUG off there is no default, so nothing meant for a person lands in a log.
+EMAIL_URL = env.str("EMAIL_URL", default="consolemail://" if DEBUG else "")
+if not EMAIL_URL:
+    raise ImproperlyConfigured(
+        "EMAIL_URL is not set. With DEBUG off the console mails password resets, invitations "
+        "and token notices: set EMAIL_URL (for example smtp+tls://user:pass@smtp.example.com:587)."
+    )
+vars().update(env.email_url_config(EMAIL_URL))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Codex workspace console <console@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The console's own address, for links in mail sent outside a request (reminders).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else
+                   f"https://{ALLOWED_HOSTS[0].lstrip('.')}").rstrip("/")
 
 AUTH_USER_MODEL = "workspaces.User"
 AUTH_PASSWORD_VALIDATORS = [
@@ -172,6 +198,45 @@ X_FRAME_OPTIONS = "DENY"
 TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="")
 API_FAILURE_LIMIT = env.int("API_FAILURE_LIMIT", default=30)
 API_FAILURE_WINDOW = env.int("API_FAILURE_WINDOW", default=300)
+
+# Sign-in guarding (django-axes, workspaces/signin.py): an email is refused after
+# SIGN_IN_EMAIL_LIMIT failures, an address after SIGN_IN_ADDRESS_LIMIT, each within
+# SIGN_IN_WINDOW seconds, and stays refused for SIGN_IN_WINDOW seconds after its last failure.
+SIGN_IN_EMAIL_LIMIT = env.int("SIGN_IN_EMAIL_LIMIT", default=10)
+SIGN_IN_ADDRESS_LIMIT = env.int("SIGN_IN_ADDRESS_LIMIT", default=50)
+SIGN_IN_WINDOW = env.int("SIGN_IN_WINDOW", default=900)
+PASSWORD_RESET_EMAIL_LIMIT = env.int("PASSWORD_RESET_EMAIL_LIMIT", default=5)  # per hour
+PASSWORD_RESET_ADDRESS_LIMIT = env.int("PASSWORD_RESET_ADDRESS_LIMIT", default=20)  # per hour
+AXES_HANDLER = "workspaces.signin.SignInGuard"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "workspaces.signin.username_of"
+AXES_CLIENT_IP_CALLABLE = "workspaces.signin.address_of"
+AXES_COOLOFF_TIME = timedelta(seconds=SIGN_IN_WINDOW)
+# SignInGuard decides when to refuse (from the attempt after the limit, the right password
+# included); axes itself locks nothing at the moment of a failure.
+AXES_LOCK_OUT_AT_FAILURE = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "workspaces.signin.locked_out"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True
+
+# Content-Security-Policy on every response: our own scripts, styles and images only, nothing
+# inline, no frames, no plugins.
+from csp.constants import NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from tokens import api
+from workspaces import accounts
 from workspaces import views as workspace_views
 from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
 
@@ -20,7 +21,15 @@ urlpatterns = [
         auth_views.PasswordChangeView.as_view(form_class=ConsolePasswordChangeForm),
         name="password_change",
     ),
+    path("accounts/password_reset/", accounts.PasswordResetView.as_view(),
+         name="password_reset"),
+    path("accounts/reset/<uidb64>/<token>/", accounts.PasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("invitations/<str:key>/", accounts.invitation, name="invitation"),
+    path("invitations/<str:key>/sign-in/", accounts.invitation_sign_in, name="invitation_sign_in"),
+    path("invitations/<str:key>/account/", accounts.invitation_create_account,
+         name="invitation_account"),
     path("admin/settings/", workspace_views.settings_shortcut, name="settings_shortcut"),
     path("admin/access-tokens/", workspace_views.access_tokens_shortcut,
          name="access_tokens_shortcut"),
@@ -30,6 +39,7 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
 ]
 
+handler400 = "workspaces.views.bad_request"
 handler403 = "workspaces.views.permission_denied"
 handler404 = "workspaces.views.not_found"
 handler500 = "workspaces.views.server_error"

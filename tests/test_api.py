@@ -18,7 +18,7 @@ from .factories import (
     WorkspaceFactory,
     make_token,
 )
-from .test_policy import CASES, expected, member_in_case
+from .policy_cases import CASES, expected, member_in_case
 
 WHOAMI = "/api/v1/whoami"
 RUNS = "/api/v1/runs"

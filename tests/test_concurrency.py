@@ -15,6 +15,7 @@ from django.test import Client
 from tokens import services
 from tokens.models import AccessToken, Run
 from workspaces.audit import Actor
+from workspaces.models import Membership
 
 from .factories import MembershipFactory, WorkspaceFactory, make_token
 
@@ -24,6 +25,10 @@ def token(transactional_db):
     workspace = WorkspaceFactory(slug="acme", allow_codex_local=True, allow_access_tokens=True)
     owner = MembershipFactory(workspace=workspace, role="owner")
     return make_token(owner)
+
+
+def _creator(token):
+    return Membership.objects.get(user=token.created_by, workspace=token.workspace)
 
 
 def _post_run(plaintext, results):
@@ -44,7 +49,7 @@ def test_a_run_waiting_on_a_revoke_is_refused_once_it_commits(token):
         try:
             with transaction.atomic():
                 services.token_revoke(token=AccessToken.objects.get(pk=token.pk),
-                                      actor=Actor.system())
+                                      acting=_creator(token), actor=Actor.system())
                 revoked.set()
                 commit.wait(10)
         finally:
@@ -85,7 +90,8 @@ def test_no_run_is_recorded_after_the_revoke_commits(token):
     for t in threads:
         t.start()
     time.sleep(0.3)
-    services.token_revoke(token=AccessToken.objects.get(pk=token.pk), actor=Actor.system())
+    services.token_revoke(token=AccessToken.objects.get(pk=token.pk), acting=_creator(token),
+                          actor=Actor.system())
     committed.set()
     runs_at_commit = Run.objects.count()
     time.sleep(0.3)

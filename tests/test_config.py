@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items()
-            if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL",
-                         "DJANGO_ALLOW_ASYNC_UNSAFE")}
+            if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
+                         "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     base.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=120)
@@ -37,16 +37,35 @@ def test_it_refuses_to_start_without_allowed_hosts_when_debug_is_off():
     assert "ALLOWED_HOSTS is not set" in result.stderr
 
 
+def production(**extra):
+    return {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50),
+            "ALLOWED_HOSTS": "console.example.com", "EMAIL_URL": "smtp://127.0.0.1:25",
+            **extra}
+
+
+def test_it_refuses_to_start_without_email_url_when_debug_is_off():
+    env = production()
+    del env["EMAIL_URL"]
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "EMAIL_URL is not set" in result.stderr
+
+
 def test_the_deploy_checks_are_clean_under_production_settings():
-    result = manage("check", "--deploy", "--fail-level", "WARNING", DEBUG="false",
-                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="console.example.com")
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    **production(CACHE_URL="redis://127.0.0.1:6379/0"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
+def test_the_deploy_checks_warn_of_a_cache_per_process():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", **production())
+    assert result.returncode != 0
+    assert "console.W001" in result.stderr and "CACHE_URL is not set" in result.stderr
+
+
 def test_seed_demo_refuses_with_debug_off():
-    result = manage("seed_demo", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50),
-                    ALLOWED_HOSTS="console.example.com", DATABASE_URL="sqlite://:memory:")
+    result = manage("seed_demo", **production(DATABASE_URL="sqlite://:memory:"))
     assert result.returncode != 0
     assert "refuses to run with DEBUG off" in result.stderr
 
@@ -56,7 +75,7 @@ def test_production_settings_are_secure():
             "s.CSRF_COOKIE_SECURE, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS > 0, "
             "'Manifest' in s.STORAGES['staticfiles']['BACKEND'], "
             "getattr(s, 'SECURE_PROXY_SSL_HEADER', None))")
-    env = dict(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x.example")
+    env = production(ALLOWED_HOSTS="x.example")
     assert manage("shell", "-v", "0", "-c", code, **env).stdout.split() == ["True"] * 5 + ["None"]
     behind_proxy = manage("shell", "-v", "0", "-c", code, SECURE_SSL_REDIRECT="false",
                           SECURE_PROXY_SSL_HEADER="true", **env).stdout
@@ -75,8 +94,7 @@ def test_healthz_answers_plain_http_in_production():
     code = ("from django.test import Client; "
             "r = Client().get('/healthz', HTTP_HOST='x.example'); print(r.status_code); "
             "r = Client().get('/w/acme/', HTTP_HOST='x.example'); print(r.status_code)")
-    result = manage("shell", "-v", "0", "-c", code, DEBUG="false",
-                    SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="x.example",
-                    DATABASE_URL="sqlite://:memory:")
+    result = manage("shell", "-v", "0", "-c", code,
+                    **production(ALLOWED_HOSTS="x.example", DATABASE_URL="sqlite://:memory:"))
     # /healthz needs a database that answers: an empty in-memory one does ("SELECT 1").
     assert result.stdout.split() == ["200", "301"], result.stderr

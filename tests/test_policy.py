@@ -1,13 +1,13 @@
 """The policy as one matrix: every role x every capability x each toggle and custom-role case,
+and every role x every object action x own / another member's / another workspace's object,
 through real memberships, groups and custom roles in the database."""
-
-import itertools
 
 import pytest
 
 from tokens.models import AccessToken
-from workspaces.models import Plan, Role
-from workspaces.permissions import Perm, can, can_change_role, can_remove_member, can_revoke_token
+from workspaces import permissions
+from workspaces.models import Role
+from workspaces.permissions import Perm, can
 
 from .factories import (
     CustomRoleFactory,
@@ -16,56 +16,7 @@ from .factories import (
     WorkspaceFactory,
     make_token,
 )
-
-ADMIN_CAPABILITIES = {
-    Perm.MANAGE_SETTINGS, Perm.MANAGE_MEMBERS, Perm.MANAGE_GROUPS, Perm.MANAGE_CUSTOM_ROLES,
-    Perm.VIEW_GOVERNANCE, Perm.VIEW_AUDIT_LOG, Perm.VIEW_ACCESS_TOKENS, Perm.MANAGE_ACCESS_TOKENS,
-}
-
-# Custom role held through a group: (grants Codex Local, grants access tokens), or None.
-CUSTOM_CASES = [None, (False, False), (True, False), (False, True), (True, True)]
-
-
-def expected(perm, role, plan, allow_local, allow_tokens, custom):
-    """The product docs, restated: what each person may do."""
-    custom_local, custom_tokens = custom or (False, False)
-    token_plan = plan in (Plan.BUSINESS, Plan.ENTERPRISE)
-    if role in (Role.OWNER, Role.ADMIN):
-        if perm == Perm.MANAGE_OWNERS:
-            return role == Role.OWNER
-        if perm == Perm.USE_ACCESS_TOKENS:
-            return token_plan
-        return perm in ADMIN_CAPABILITIES | {Perm.VIEW_WORKSPACE, Perm.USE_CODEX_LOCAL}
-    local = allow_local or custom_local
-    tokens = token_plan and local and (allow_tokens or custom_tokens)
-    return {
-        Perm.VIEW_WORKSPACE: True,
-        Perm.USE_CODEX_LOCAL: local,
-        Perm.USE_ACCESS_TOKENS: tokens,
-        Perm.VIEW_ACCESS_TOKENS: tokens,
-    }.get(perm, False)
-
-
-CASES = list(itertools.product(
-    [Role.OWNER, Role.ADMIN, Role.MEMBER],
-    [Plan.BUSINESS, Plan.ENTERPRISE, Plan.EDU],
-    [False, True],
-    [False, True],
-    CUSTOM_CASES,
-))
-
-
-def member_in_case(role, plan, allow_local, allow_tokens, custom):
-    """A membership in a workspace set up as one case of the matrix."""
-    workspace = WorkspaceFactory(plan=plan, allow_codex_local=allow_local,
-                                 allow_access_tokens=allow_tokens)
-    membership = MembershipFactory(workspace=workspace, role=role)
-    if custom is not None:
-        group = GroupFactory(workspace=workspace)
-        group.members.add(membership)
-        CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
-                          grants_access_tokens=custom[1]).groups.add(group)
-    return membership
+from .policy_cases import ACTORS, CASES, cast, expected, member_in_case
 
 
 @pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
@@ -74,6 +25,23 @@ def test_it_matches_the_product_rules(db, role, plan, allow_local, allow_tokens,
     for perm in Perm:
         assert can(membership, perm) == expected(perm, role, plan, allow_local, allow_tokens,
                                                  custom), perm
+
+
+@pytest.mark.parametrize("role,plan,allow_local,allow_tokens,custom", CASES)
+def test_many_at_once_agrees_with_one_at_a_time(db, role, plan, allow_local, allow_tokens,
+                                                custom):
+    membership = member_in_case(role, plan, allow_local, allow_tokens, custom)
+    fresh = type(membership).objects.select_related("workspace").get(pk=membership.pk)
+    assert permissions.perms_of_many([fresh])[membership.user_id] == permissions.perms_of(
+        membership)
+
+
+def test_the_toggles_can_be_asked_what_if(db):
+    membership = member_in_case(Role.MEMBER, "enterprise", True, True, None)
+    assert permissions.may_use_tokens(permissions.perms_of(membership))
+    what_if = permissions.perms_of_many([membership], allow_access_tokens=False)
+    assert not permissions.may_use_tokens(what_if[membership.user_id])
+    assert permissions.may_use_tokens(permissions.perms_of(membership))  # nothing cached
 
 
 def test_a_custom_role_of_another_workspace_grants_nothing(db):
@@ -99,85 +67,126 @@ def test_nobody_outside_can_anything(db):
     assert not can(None, Perm.VIEW_WORKSPACE)
 
 
-# Object-level actions: every role x own / other member's / other workspace's object --------
-
-ROLES = [Role.OWNER, Role.ADMIN, "member_with_tokens", Role.MEMBER]
-
-
-def _cast(db_workspace):
-    people = {
-        Role.OWNER: MembershipFactory(workspace=db_workspace, role=Role.OWNER),
-        Role.ADMIN: MembershipFactory(workspace=db_workspace, role=Role.ADMIN),
-        Role.MEMBER: MembershipFactory(workspace=db_workspace, role=Role.MEMBER),
-        "member_with_tokens": MembershipFactory(workspace=db_workspace, role=Role.MEMBER),
-    }
-    group = GroupFactory(workspace=db_workspace)
-    group.members.add(people["member_with_tokens"])
-    CustomRoleFactory(workspace=db_workspace, grants_access_tokens=True).groups.add(group)
-    return people
+@pytest.mark.parametrize("plan,supported", [("business", True), ("enterprise", True),
+                                            ("edu", False)])
+def test_the_plan_rule(plan, supported):
+    assert permissions.plan_supports_tokens(plan) is supported
 
 
-REVOKE = {
-    # role: (own token, another member's token, another workspace's token)
-    Role.OWNER: (True, True, False),
-    Role.ADMIN: (True, True, False),
+# Tokens: every actor x own / another member's / another workspace's token -----------------
+
+TOKENS = {
+    # actor: (own token, another member's token, another workspace's token)
+    "owner": (True, True, False),
+    "admin": (True, True, False),
     "member_with_tokens": (True, False, False),
-    Role.MEMBER: (False, False, False),
+    # A member who created a token and then lost the permission still sees and revokes it.
+    "member": (True, False, False),
 }
 
 
-@pytest.mark.parametrize("role", ROLES)
-def test_revoking_tokens(db, role):
+@pytest.mark.parametrize("actor", ACTORS)
+def test_seeing_and_revoking_tokens(db, actor):
     workspace = WorkspaceFactory(allow_codex_local=True, allow_access_tokens=False)
-    people = _cast(workspace)
-    actor = people[role]
-    own, _ = make_token(actor)
-    other_person = people[Role.MEMBER if role != Role.MEMBER else Role.ADMIN]
-    others, _ = make_token(other_person)
+    people = cast(workspace)
+    me = people[actor]
+    own, _ = make_token(me)
+    others, _ = make_token(people["admin" if actor != "admin" else "owner"])
     foreign, _ = make_token(MembershipFactory(role=Role.OWNER))
-    assert (can_revoke_token(actor, own), can_revoke_token(actor, others),
-            can_revoke_token(actor, foreign)) == REVOKE[role]
-    assert AccessToken.objects.count() == 3
+    seen = tuple(permissions.can_see_token(me, t) for t in (own, others, foreign))
+    revoked = tuple(permissions.can_revoke_token(me, t) for t in (own, others, foreign))
+    assert seen == revoked == TOKENS[actor]
+    listed = set(permissions.visible_tokens(me, AccessToken.objects.all()))
+    assert listed == {t for t, ok in zip((own, others, foreign), TOKENS[actor]) if ok}
 
 
-ROLE_CHANGES = {
-    # (actor, target's role, new role): allowed
-    (Role.OWNER, Role.MEMBER, Role.ADMIN): True,
-    (Role.OWNER, Role.MEMBER, Role.OWNER): True,
-    (Role.OWNER, Role.OWNER, Role.ADMIN): True,
-    (Role.ADMIN, Role.MEMBER, Role.ADMIN): True,
-    (Role.ADMIN, Role.ADMIN, Role.MEMBER): True,
-    (Role.ADMIN, Role.MEMBER, Role.OWNER): False,
-    (Role.ADMIN, Role.OWNER, Role.MEMBER): False,
-    (Role.MEMBER, Role.MEMBER, Role.ADMIN): False,
-    ("member_with_tokens", Role.MEMBER, Role.ADMIN): False,
+PAGE = {
+    # actor: (opens the Access tokens page without a token of theirs, with one)
+    "owner": (True, True),
+    "admin": (True, True),
+    "member_with_tokens": (True, True),
+    "member": (False, True),
 }
 
 
-@pytest.mark.parametrize("actor_role,target_role,new_role", list(ROLE_CHANGES))
-def test_changing_roles(db, actor_role, target_role, new_role):
+@pytest.mark.parametrize("actor", ACTORS)
+def test_opening_the_token_page(db, actor):
+    me = cast(WorkspaceFactory(allow_codex_local=True, allow_access_tokens=False))[actor]
+    assert (permissions.can_open_token_page(me, False),
+            permissions.can_open_token_page(me, True)) == PAGE[actor]
+
+
+# Members: every actor x every target role x every new role, with one owner and with two ----
+
+ROLES = [Role.OWNER, Role.ADMIN, Role.MEMBER]
+
+
+def role_change_allowed(actor, target_role, new_role, owners):
+    if actor not in ("owner", "admin"):
+        return False
+    if Role.OWNER in (target_role, new_role) and target_role != new_role and actor != "owner":
+        return False
+    return not (target_role == Role.OWNER and new_role != Role.OWNER and owners <= 1)
+
+
+@pytest.mark.parametrize("owners", [1, 2])
+@pytest.mark.parametrize("actor", ACTORS)
+def test_changing_roles(db, actor, owners):
     workspace = WorkspaceFactory()
-    actor = _cast(workspace)[actor_role]
-    target = MembershipFactory(workspace=workspace, role=target_role)
-    assert can_change_role(actor, target, new_role) is ROLE_CHANGES[
-        (actor_role, target_role, new_role)]
+    people = cast(workspace)
+    if owners == 2:
+        MembershipFactory(workspace=workspace, role=Role.OWNER)
+    for target_role in ROLES:
+        target = MembershipFactory(workspace=workspace, role=target_role)
+        for new_role in ROLES:
+            allowed = role_change_allowed(actor, target_role, new_role, owners)
+            assert permissions.can_change_role(people[actor], target, new_role, owners) is \
+                allowed, (target_role, new_role)
+        choices = [value for value, _ in permissions.role_choices(people[actor], target, owners)]
+        assert choices == [r for r in ROLES
+                           if r == target_role or role_change_allowed(actor, target_role, r,
+                                                                      owners)]
 
 
-REMOVALS = {
-    (Role.OWNER, Role.OWNER): True,
-    (Role.OWNER, Role.ADMIN): True,
-    (Role.OWNER, Role.MEMBER): True,
-    (Role.ADMIN, Role.OWNER): False,
-    (Role.ADMIN, Role.ADMIN): True,
-    (Role.ADMIN, Role.MEMBER): True,
-    (Role.MEMBER, Role.MEMBER): False,
-    ("member_with_tokens", Role.MEMBER): False,
+def test_an_unknown_role_is_refused(db):
+    people = cast(WorkspaceFactory())
+    assert permissions.refuse_role_change(people["owner"], people["member"], "emperor", 1) == \
+        "Choose a valid role."
+
+
+def test_the_only_owner_is_named_in_the_refusal(db):
+    people = cast(WorkspaceFactory())
+    refusal = permissions.refuse_role_change(people["owner"], people["owner"], Role.ADMIN, 1)
+    assert "is the only owner" in refusal
+
+
+@pytest.mark.parametrize("owners", [1, 2])
+@pytest.mark.parametrize("actor", ACTORS)
+def test_removing_members(db, actor, owners):
+    workspace = WorkspaceFactory()
+    people = cast(workspace)
+    for target_role in ROLES:
+        target = MembershipFactory(workspace=workspace, role=target_role)
+        if actor not in ("owner", "admin"):
+            allowed = False
+        elif target_role == Role.OWNER:
+            allowed = actor == "owner" and owners > 1
+        else:
+            allowed = True
+        assert permissions.can_remove_member(people[actor], target, owners) is allowed, target_role
+
+
+INVITES = {
+    "owner": [Role.OWNER, Role.ADMIN, Role.MEMBER],
+    "admin": [Role.ADMIN, Role.MEMBER],
+    "member_with_tokens": [],
+    "member": [],
 }
 
 
-@pytest.mark.parametrize("actor_role,target_role", list(REMOVALS))
-def test_removing_members(db, actor_role, target_role):
-    workspace = WorkspaceFactory()
-    actor = _cast(workspace)[actor_role]
-    target = MembershipFactory(workspace=workspace, role=target_role)
-    assert can_remove_member(actor, target) is REMOVALS[(actor_role, target_role)]
+@pytest.mark.parametrize("actor", ACTORS)
+def test_inviting(db, actor):
+    me = cast(WorkspaceFactory())[actor]
+    assert [value for value, _ in permissions.invitable_roles(me)] == INVITES[actor]
+    for role in ROLES:
+        assert (permissions.refuse_invitation(me, role) is None) is (role in INVITES[actor])

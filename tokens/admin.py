@@ -7,8 +7,8 @@ from .models import AccessToken, Run
 
 @admin.register(AccessToken)
 class AccessTokenAdmin(ReadOnlyAdmin, admin.ModelAdmin):
-    """Tokens are created on the Access tokens page (shown once) and revoked there or by the
-    API's rules; here staff can look them up."""
+    """Tokens are created on the Access tokens page (shown once) and revoked there; here staff
+    can look them up."""
 
     list_display = ["name", "last_characters", "workspace", "created_by", "created_at",
                     "expires_at", "last_used_at", "revoked_at"]

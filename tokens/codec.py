@@ -18,6 +18,8 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30
 CHECKSUM_LENGTH = 6
 TOKEN_RE = re.compile(r"^cxat_[0-9A-Za-z]{36}\Z")
+# A token anywhere in a text (a query string, a body, a log line).
+FIND_RE = re.compile(r"cxat_[0-9A-Za-z]{36}")
 _SESSION_KEY_RE = re.compile(r"^[a-z0-9]{32}\Z")
 
 

@@ -18,9 +18,11 @@ class AccessToken(models.Model):
     so the history survives.
     """
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="access_tokens")
+    # The governance record keeps its tokens, their creators and workspaces: none of them can
+    # be deleted (deactivate a user instead; that revokes their tokens).
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="access_tokens")
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_tokens"
     )
     name = models.CharField(max_length=100)
     digest = models.CharField(max_length=64, unique=True)
@@ -76,18 +78,18 @@ class Run(models.Model):
     """A Codex run started with an access token: the governance record.
 
     Every run start writes a row, so the table keeps only the indexes its pages use (the
-    composite ones below, which also serve the foreign keys' workspace lookups); deleting a
-    token or a user, which the console never does, scans it.
+    composite ones below, which also serve the foreign keys' workspace lookups). Nothing it
+    points to can be deleted (PROTECT): the record survives.
     """
 
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, related_name="runs", db_index=False
+        Workspace, on_delete=models.PROTECT, related_name="runs", db_index=False
     )
     token = models.ForeignKey(
-        AccessToken, on_delete=models.CASCADE, related_name="runs", db_index=False
+        AccessToken, on_delete=models.PROTECT, related_name="runs", db_index=False
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="runs", db_index=False
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="runs", db_index=False
     )
     started_at = models.DateTimeField(default=timezone.now)
     client = models.CharField(max_length=200, blank=True)

@@ -1,24 +1,28 @@
 """Every write to access tokens and runs.
 
-Each function is atomic and writes its audit event in the same transaction. The plaintext
-token exists only in `token_create`'s return value; nothing stores or logs it.
+Each function is atomic and writes its audit event in the same transaction; those that act for
+a member take the acting membership, lock what they change and ask `permissions.py` after the
+locked read. The plaintext token exists only in the return value of the functions that create
+one; nothing stores or logs it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from workspaces import permissions
 from workspaces.audit import Actor, record
-from workspaces.models import Membership
-from workspaces.permissions import Perm, can
-from workspaces.services import ServiceError
+from workspaces.errors import Forbidden, ServiceError
+from workspaces.models import Membership, Workspace
+from workspaces.permissions import Perm
 
 from . import codec
-from .models import AccessToken
+from .authn import FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
+from .models import AccessToken, Run
 
 NAME_MAX = 100
 
@@ -30,7 +34,8 @@ class AlreadySubmitted(ServiceError):
         super().__init__(
             f"This form was already submitted: the access token “{token.name}” was created "
             "and shown once. Its value cannot be shown again; revoke it and create a new one "
-            "if you did not copy it."
+            "if you did not copy it.",
+            status=409,
         )
         self.token = token
 
@@ -55,19 +60,18 @@ def token_create(
     same `request_key` twice creates one token and raises `AlreadySubmitted` the second time.
     """
     # Serialise token creation per member: the duplicate-name and request-key checks hold.
-    membership = Membership.objects.select_for_update().select_related("workspace", "user").get(
-        pk=membership.pk
-    )
+    membership = Membership.objects.select_for_update(of=("self",)).select_related(
+        "workspace", "user").get(pk=membership.pk)
     workspace, user = membership.workspace, membership.user
     now = timezone.now()
     if request_key:
         existing = AccessToken.objects.filter(created_by=user, request_key=request_key).first()
         if existing is not None:
             raise AlreadySubmitted(existing)
-    if not workspace.supports_access_tokens:
-        raise ServiceError("Codex access tokens need a Business or Enterprise plan.")
-    if not can(membership, Perm.USE_ACCESS_TOKENS):
-        raise ServiceError("You do not have the access token permission in this workspace.")
+    if not permissions.plan_supports_tokens(workspace.plan):
+        raise Forbidden("Codex access tokens need a Business or Enterprise plan.")
+    if not permissions.can(membership, Perm.USE_ACCESS_TOKENS):
+        raise Forbidden(permissions.ASK_FOR_TOKENS)
     name = (name or "").strip()
     if not name:
         raise ServiceError("Enter a name for the token.", "name")
@@ -109,9 +113,8 @@ def token_create(
     return token, plaintext
 
 
-@transaction.atomic
-def token_revoke(*, token: AccessToken, actor: Actor, reason: str = "") -> bool:
-    """Revoke a token. Idempotent: a second call changes nothing and records nothing.
+def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
+    """Revoke one token inside the caller's transaction; False if it was revoked already.
 
     The conditional UPDATE takes the row lock, so a run being recorded for this token either
     committed before the revocation or sees it and is refused.
@@ -120,9 +123,9 @@ def token_revoke(*, token: AccessToken, actor: Actor, reason: str = "") -> bool:
     changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
         revoked_at=now, revoked_by=actor.user
     )
-    token.refresh_from_db(fields=["revoked_at", "revoked_by"])
     if not changed:
         return False
+    token.revoked_at, token.revoked_by = now, actor.user
     details = {"token_id": token.pk, "last_characters": token.last_characters,
                "created_by": token.created_by.email}
     if reason:
@@ -134,11 +137,129 @@ def token_revoke(*, token: AccessToken, actor: Actor, reason: str = "") -> bool:
     return True
 
 
-def tokens_revoke_for_member(*, membership: Membership, actor: Actor) -> int:
-    """Revoke every token a leaving member created in the workspace (inside the caller's
-    transaction). Returns how many were revoked."""
+@transaction.atomic
+def token_revoke(*, token: AccessToken, acting: Membership, actor: Actor, reason: str = "") -> bool:
+    """Revoke a token as `acting`, if the policy lets them see it. Idempotent: a second call
+    changes nothing and records nothing (and returns False)."""
+    acting = _lock_acting(acting)
+    if not permissions.can_revoke_token(acting, token):
+        raise Forbidden("You cannot revoke this access token.")
+    return _revoke(token, actor, reason)
+
+
+def tokens_revoke_for_member(*, membership: Membership, actor: Actor, reason: str) -> int:
+    """Revoke every token a member created in the workspace (inside the caller's transaction,
+    which has locked the membership). Returns how many were revoked."""
     tokens = AccessToken.objects.select_related("workspace", "created_by").filter(
         workspace_id=membership.workspace_id, created_by_id=membership.user_id,
         revoked_at__isnull=True,
     )
-    return sum(token_revoke(token=t, actor=actor, reason="member removed") for t in tokens)
+    return sum(_revoke(t, actor, reason) for t in tokens)
+
+
+def _lock_acting(acting: Membership) -> Membership:
+    acting = Membership.objects.select_for_update(of=("self",)).select_related(
+        "workspace", "user").filter(pk=acting.pk).first()
+    if acting is None:
+        raise Forbidden("You are no longer a member of this workspace.")
+    return acting
+
+
+@transaction.atomic
+def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
+    """Revoke every active token of the workspace whose creator no longer holds the access
+    token permission (each audited). Owners and admins only. Returns how many."""
+    workspace = Workspace.objects.select_for_update().get(pk=acting.workspace_id)
+    acting = _lock_acting(acting)
+    if not permissions.can_see_all_tokens(acting):
+        raise Forbidden("Only owners and admins can revoke other members' tokens.")
+    now = timezone.now()
+    tokens = list(_active(AccessToken.objects.filter(workspace=workspace), now)
+                  .select_related("workspace", "created_by"))
+    creators = Membership.objects.filter(
+        workspace=workspace, user_id__in={t.created_by_id for t in tokens}
+    ).select_related("workspace")
+    perms = permissions.perms_of_many(creators)
+    return sum(
+        _revoke(t, actor, "suspended: the creator lacks the access token permission")
+        for t in tokens
+        if not permissions.may_use_tokens(perms.get(t.created_by_id, frozenset()))
+    )
+
+
+# The API's writes ----------------------------------------------------------------------------
+
+LAST_USED_EVERY = 60  # seconds: whoami refreshes a token's last-used time at most this often
+
+
+def token_touch(*, grant: Grant, ip: str | None, now) -> None:
+    """Record that a token was used (whoami): at most once a minute, never after a revocation."""
+    if grant.last_used_at is not None and (now - grant.last_used_at).total_seconds() < LAST_USED_EVERY:
+        return
+    AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).update(
+        last_used_at=now, last_used_ip=ip
+    )
+
+
+# Check and record a run in one statement, one round trip (PostgreSQL). It returns the token's
+# facts row (for the Python check, which decides the answer) with the new run's id at the end,
+# NULL there when no run was recorded. The conditional UPDATE takes the token's row lock and
+# re-checks revocation and expiry under it, so a revocation that committed first always wins;
+# only a token that passes the policy (its SQL form, `permissions.TOKEN_USE_SQL`) yields a row
+# for the INSERT. Raw SQL for the same reason as FACTS_SQL.
+RUN_START_SQL = f"""
+WITH f AS ({FACTS_SQL}),
+used AS (
+    UPDATE tokens_accesstoken t SET last_used_at = %(now)s, last_used_ip = %(ip)s
+    FROM f
+    WHERE t.id = f.token_id AND t.revoked_at IS NULL
+      AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
+      AND f.user_active AND f.role IS NOT NULL AND {permissions.TOKEN_USE_SQL}
+    RETURNING t.id, t.workspace_id, t.created_by_id
+),
+run AS (
+    INSERT INTO tokens_run (workspace_id, token_id, user_id, started_at, client, command, ip,
+                            user_agent)
+    SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, %(agent)s
+    FROM used
+    RETURNING id
+)
+SELECT f.*, (SELECT id FROM run) AS run_id FROM f
+"""
+
+
+def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
+    """Check, then record the run unless the token was revoked meanwhile (not PostgreSQL)."""
+    grant = decide(fetch_one(FACTS_SQL, params), now)
+    with transaction.atomic():
+        used = AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).exclude(
+            expires_at__lte=now
+        ).update(last_used_at=now, last_used_ip=params["ip"])
+        if not used:
+            return grant, None
+        return grant, Run.objects.create(
+            workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
+            started_at=now, client=params["client"], command=params["command"],
+            ip=params["ip"], user_agent=params["agent"],
+        ).pk
+
+
+def run_start(*, digest: str, now, client: str, command: str, ip: str | None,
+              agent: str) -> tuple[Grant, int]:
+    """Decide whether the token with this digest may start a run now, and record the run.
+
+    Raises `Refusal` (nothing recorded) when it may not, including when a revocation or the
+    expiry won the race with this call.
+    """
+    params = {"digest": digest, "now": now, "client": client, "command": command, "ip": ip,
+              "agent": agent}
+    if connection.vendor == "postgresql":
+        row = fetch_one(RUN_START_SQL, params)
+        grant, run_id = decide(row, now), (row.run_id if row else None)
+    else:
+        grant, run_id = _run_start_portable(params, now)
+    if run_id is None:  # revoked (or expired) between the check and the write
+        if grant.expires_at is not None and grant.expires_at <= now:
+            raise Refusal(401, "token_expired", "This access token has expired.")
+        raise Refusal(*REVOKED)
+    return grant, run_id

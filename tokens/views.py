@@ -3,23 +3,24 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from workspaces.access import workspace_access
+from workspaces import permissions
+from workspaces.access import MissingPermission, token_page_access, workspace_access
 from workspaces.audit import Actor
+from workspaces.errors import ServiceError
 from workspaces.export import csv_response, day_range
 from workspaces.models import Membership, User
 from workspaces.paging import keyset_page
-from workspaces.permissions import Perm, can, can_revoke_token
-from workspaces.services import ServiceError
-from workspaces.views import render_console
+from workspaces.permissions import Perm, can
+from workspaces.rendering import render_console
 
 from . import services
 from .forms import GovernanceFilterForm, TokenCreateForm
@@ -27,22 +28,38 @@ from .models import AccessToken, Run, TokenStatus
 
 PAGE_SIZE = 50
 SOON = timedelta(days=7)
+# Sort keys, with where tokens without the value go: no expiration is the latest expiry there
+# is, never used the oldest use. Explicit, so SQLite and PostgreSQL agree.
 SORTS = {
-    "name": ("name", "id"),
-    "created": ("created_at", "id"),
-    "expires": ("expires_at", "id"),
-    "last_used": ("last_used_at", "id"),
+    "name": ("name", None),
+    "created": ("created_at", None),
+    "expires": ("expires_at", "largest"),
+    "last_used": ("last_used_at", "smallest"),
 }
 
 
-def _filtered(request, workspace, membership, now):
+def _ordering(sort: str):
+    key = sort.lstrip("-")
+    field, empty = SORTS[key]
+    descending = sort.startswith("-")
+    expression = F(field)
+    if empty is None:
+        first = expression.desc() if descending else expression.asc()
+    else:
+        # Empty values first when they sort as the largest and we go down, or the smallest
+        # and we go up.
+        empty_first = (empty == "largest") == descending
+        first = (expression.desc if descending else expression.asc)(
+            nulls_first=empty_first, nulls_last=not empty_first)
+    return [first, F("id").desc() if descending else F("id").asc()]
+
+
+def _filtered(request, membership, now):
     """The tokens this member may see, filtered and sorted by the query string."""
-    manager = can(membership, Perm.MANAGE_ACCESS_TOKENS)
-    tokens = AccessToken.objects.filter(workspace=workspace).select_related(
+    manager = permissions.can_see_all_tokens(membership)
+    tokens = permissions.visible_tokens(membership, AccessToken.objects.all()).select_related(
         "created_by", "revoked_by"
     )
-    if not manager:
-        tokens = tokens.filter(created_by_id=membership.user_id)
     status = request.GET.get("status", "")
     if status == TokenStatus.ACTIVE:
         tokens = tokens.filter(revoked_at__isnull=True).filter(
@@ -61,32 +78,46 @@ def _filtered(request, workspace, membership, now):
     if q:
         tokens = tokens.filter(name__icontains=q)
     sort = request.GET.get("sort", "-created")
-    key = sort.lstrip("-")
-    if key not in SORTS:
-        sort, key = "-created", "created"
-    fields = SORTS[key]
-    if sort.startswith("-"):
-        tokens = tokens.order_by(*(f"-{f}" for f in fields))
-    else:
-        tokens = tokens.order_by(*fields)
+    if sort.lstrip("-") not in SORTS:
+        sort = "-created"
+    tokens = tokens.order_by(*_ordering(sort))
     filters = {"status": status, "creator": creator, "q": q, "sort": sort}
     return tokens, filters, manager
+
+
+def expires_in_days(expires_at, now) -> int:
+    """Whole calendar days (UTC) until the expiry: 0 on the day itself."""
+    return (expires_at.date() - now.date()).days
+
+
+def _annotate_rows(tokens, membership, now):
+    """Each row's status as shown (Suspended when its creator lacks the permission) and how
+    soon it expires; one query for every creator on the page."""
+    creators = {t.created_by_id for t in tokens} - {membership.user_id}
+    perms = {membership.user_id: permissions.perms_of(membership)}
+    if creators:
+        perms.update(permissions.perms_of_many(Membership.objects.filter(
+            workspace_id=membership.workspace_id, user_id__in=creators).select_related("workspace")))
+    for token in tokens:
+        token.current_status = token.status_at(now)
+        if (token.current_status == TokenStatus.ACTIVE
+                and not permissions.may_use_tokens(perms.get(token.created_by_id, frozenset()))):
+            token.current_status = "suspended"
+        token.expires_soon = (
+            token.current_status in (TokenStatus.ACTIVE, "suspended")
+            and token.expires_at is not None
+            and token.expires_at - now <= SOON
+        )
+        if token.expires_soon:
+            token.expires_in_days = expires_in_days(token.expires_at, now)
 
 
 def _page(request, workspace, membership, *, form=None, open_create=False, created=None,
           plaintext=None, notice=None, status=200):
     now = timezone.now()
-    tokens, filters, manager = _filtered(request, workspace, membership, now)
+    tokens, filters, manager = _filtered(request, membership, now)
     page = Paginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
-    for token in page:
-        token.current_status = token.status_at(now)
-        token.expires_soon = (
-            token.current_status == TokenStatus.ACTIVE
-            and token.expires_at is not None
-            and token.expires_at - now <= SOON
-        )
-        if token.expires_soon:
-            token.expires_in_days = (token.expires_at - now).days
+    _annotate_rows(page.object_list, membership, now)
     creators = []
     if manager:
         creators = list(
@@ -100,7 +131,7 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
     sort_query = request.GET.copy()
     sort_query.pop("sort", None)
     sort_query.pop("page", None)
-    response = render_console(request, "tokens/list.html", membership, "access_tokens", {
+    return render_console(request, "tokens/list.html", membership, "access_tokens", {
         "page": page,
         "filters": filters,
         "filtered": any(filters[k] for k in ("status", "creator", "q")),
@@ -117,14 +148,13 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
         "sort_query": sort_query.urlencode(),
         "list_url": reverse("tokens:list", args=[workspace.slug]),
     }, status=status)
-    return response
 
 
 @never_cache
 @login_required
 @require_GET
 def token_list(request, slug):
-    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
+    workspace, membership = token_page_access(request, slug)
     return _page(request, workspace, membership)
 
 
@@ -134,11 +164,9 @@ def token_list(request, slug):
 @sensitive_variables("plaintext")
 def token_create(request, slug):
     """GET: the create form as a plain page. POST: create, then show the token once."""
-    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
+    workspace, membership = token_page_access(request, slug)
     if not can(membership, Perm.USE_ACCESS_TOKENS):
-        if request.method == "POST":
-            raise Http404
-        return redirect("tokens:list", slug=slug)
+        raise MissingPermission(Perm.USE_ACCESS_TOKENS, membership)
     if request.method == "GET":
         return _page(request, workspace, membership, form=TokenCreateForm(), open_create=True)
     form = TokenCreateForm(request.POST)
@@ -161,21 +189,29 @@ def token_create(request, slug):
     return _page(request, workspace, membership, form=form, open_create=True, status=400)
 
 
+def _visible_token_or_404(membership, token_id) -> AccessToken:
+    token = permissions.visible_tokens(
+        membership, AccessToken.objects.select_related("workspace", "created_by")
+    ).filter(pk=token_id).first()
+    if token is None:
+        raise Http404("No such access token.")
+    return token
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
 def token_revoke(request, slug, token_id):
     """GET: ask for confirmation (the page without JavaScript). POST: revoke."""
-    workspace, membership = workspace_access(request, slug, Perm.VIEW_ACCESS_TOKENS)
-    token = (
-        AccessToken.objects.select_related("workspace", "created_by")
-        .filter(workspace=workspace, pk=token_id)
-        .first()
-    )
-    if token is None or not can_revoke_token(membership, token):
-        raise Http404("No such access token.")
+    workspace, membership = token_page_access(request, slug)
+    token = _visible_token_or_404(membership, token_id)
     if request.method == "POST":
-        if services.token_revoke(token=token, actor=Actor.from_request(request)):
+        try:
+            revoked = services.token_revoke(token=token, acting=membership,
+                                            actor=Actor.from_request(request))
+        except ServiceError:
+            raise Http404("No such access token.") from None
+        if revoked:
             messages.success(request, f"The access token “{token.name}” was revoked.")
         else:
             messages.info(request, f"The access token “{token.name}” was already revoked.")
@@ -190,6 +226,19 @@ def token_revoke(request, slug, token_id):
     })
 
 
+@login_required
+@require_POST
+def revoke_suspended(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.MANAGE_ACCESS_TOKENS)
+    try:
+        count = services.tokens_revoke_suspended(acting=membership,
+                                                 actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{count} suspended access token{'s' if count != 1 else ''} "
+                                  "revoked.")
+    return redirect("workspaces:settings", slug=slug)
 
 
 # Governance ------------------------------------------------------------------------------

@@ -1,28 +1,21 @@
+"""Django's admin, for staff to look things up.
+
+It changes nothing the console audits: workspaces, memberships, invitations, groups, custom
+roles, audit events, access tokens and runs are read-only here (their changes go through the
+console's services, which audit them and keep the rules). Staff may change a user's name and
+staff flag, and deactivate or reactivate a user: that goes through `user_set_active`, which
+revokes the user's tokens in every workspace and audits it there.
+"""
+
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import AuditEvent, CustomRole, Group, Membership, User, Workspace
-
-
-@admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
-    search_fields = ["email", "name"]
-    fieldsets = [
-        (None, {"fields": ["email", "password"]}),
-        ("Profile", {"fields": ["name"]}),
-        ("Permissions", {"fields": ["is_active", "is_staff", "is_superuser", "groups",
-                                    "user_permissions"]}),
-        ("Dates", {"fields": ["last_login", "date_joined"]}),
-    ]
-    add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+from . import services
+from .audit import Actor
+from .models import AuditEvent, CustomRole, Group, Invitation, Membership, User, Workspace
 
 
 class ReadOnlyAdmin:
-    """Changes to these go through the console's services, which audit them and keep the
-    rules (the last owner, revoking a leaving member's tokens); here they are for reading."""
+    """For reading only: no add, no change, no delete."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -34,17 +27,39 @@ class ReadOnlyAdmin:
         return False
 
 
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    ordering = ["email"]
+    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active"]
+    search_fields = ["email", "name"]
+    fields = ["email", "name", "is_staff", "is_active", "is_superuser", "last_login",
+              "date_joined"]
+    readonly_fields = ["email", "is_superuser", "last_login", "date_joined"]
+
+    def has_add_permission(self, request):
+        return False  # people join by invitation; staff accounts come from createsuperuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # deactivate instead: runs and tokens point to users
+
+    def save_model(self, request, obj, form, change):
+        User.objects.filter(pk=obj.pk).update(name=obj.name, is_staff=obj.is_staff)
+        if "is_active" in form.changed_data:
+            services.user_set_active(user=obj, active=obj.is_active,
+                                     actor=Actor.from_request(request))
+
+
 class MembershipInline(ReadOnlyAdmin, admin.TabularInline):
     model = Membership
     extra = 0
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["name", "slug", "plan", "allow_codex_local", "allow_access_tokens", "created_at"]
     list_filter = ["plan", "allow_codex_local", "allow_access_tokens"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
 
 
@@ -56,22 +71,30 @@ class MembershipAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_select_related = ["user", "workspace"]
 
 
+@admin.register(Invitation)
+class InvitationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    list_display = ["email", "workspace", "role", "sent_at", "expires_at", "accepted_at",
+                    "cancelled_at"]
+    list_filter = ["role", "workspace"]
+    search_fields = ["email", "workspace__name"]
+    list_select_related = ["workspace"]
+    exclude = ["key_digest"]
+
+
 @admin.register(Group)
-class GroupAdmin(admin.ModelAdmin):
+class GroupAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["name", "workspace", "created_at"]
     list_filter = ["workspace"]
     search_fields = ["name", "workspace__name"]
     list_select_related = ["workspace"]
-    filter_horizontal = ["members"]
 
 
 @admin.register(CustomRole)
-class CustomRoleAdmin(admin.ModelAdmin):
+class CustomRoleAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["name", "workspace", "grants_codex_local", "grants_access_tokens"]
     list_filter = ["workspace", "grants_codex_local", "grants_access_tokens"]
     search_fields = ["name", "description"]
     list_select_related = ["workspace"]
-    filter_horizontal = ["groups"]
 
 
 @admin.register(AuditEvent)

@@ -69,8 +69,16 @@ def record(
 
 
 ACTIONS = {
+    "workspace.created": "Workspace created",
     "settings.updated": "Settings changed",
     "member.added": "Member added",
+    "invitation.sent": "Invitation sent",
+    "invitation.resent": "Invitation sent again",
+    "invitation.cancelled": "Invitation cancelled",
+    "invitation.account_created": "Account created from an invitation",
+    "invitation.accepted": "Invitation accepted",
+    "user.deactivated": "User deactivated",
+    "user.reactivated": "User reactivated",
     "member.removed": "Member removed",
     "member.role_changed": "Member role changed",
     "group.created": "Group created",

@@ -1,5 +1,10 @@
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
+)
 
 from .models import CustomRole, Group, Membership, Role
 
@@ -31,20 +36,49 @@ class EmailAuthenticationForm(AuthenticationForm):
 
 
 class SettingsForm(ConsoleForm):
+    """The Codex Local toggles. Each checkbox travels with the value the page showed
+    (`shown_<name>`), so a save changes only what this person changed: two people saving
+    different toggles from pages loaded at the same time both prevail."""
+
+    TOGGLES = ("allow_codex_local", "allow_access_tokens")
+
     allow_codex_local = forms.BooleanField(
         label="Allow members to use Codex Local", required=False
     )
     allow_access_tokens = forms.BooleanField(
         label="Allow members to use Codex access tokens", required=False
     )
+    shown_allow_codex_local = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    shown_allow_access_tokens = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+    @classmethod
+    def for_workspace(cls, workspace):
+        values = {name: getattr(workspace, name) for name in cls.TOGGLES}
+        return cls(initial={**values, **{f"shown_{k}": v for k, v in values.items()}})
+
+    def changes(self) -> dict:
+        """The toggles this person changed from what the page showed them. A post without the
+        shown values (a script) sets every toggle."""
+        data = self.cleaned_data
+        return {
+            name: data[name] for name in self.TOGGLES
+            if f"shown_{name}" not in self.data or data[name] != data[f"shown_{name}"]
+        }
 
 
-class MemberAddForm(ConsoleForm):
+class InviteForm(ConsoleForm):
     email = forms.EmailField(
         label="Email address", max_length=254,
         widget=forms.EmailInput(attrs={"placeholder": "name@company.com", "autocomplete": "off"}),
+        error_messages={"required": "Enter the email address to invite.",
+                        "invalid": "Enter a valid email address, such as name@company.com."},
     )
     role = forms.ChoiceField(label="Role", choices=Role.choices, initial=Role.MEMBER)
+
+    def __init__(self, *args, roles, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = roles
+        self.fields["role"].error_messages["invalid_choice"] = "Only owners can invite an owner."
 
 
 class MemberRoleForm(ConsoleForm):
@@ -165,3 +199,41 @@ class ConsolePasswordChangeForm(PasswordChangeForm):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+
+
+class ConsolePasswordResetForm(PasswordResetForm):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["email"].widget.attrs["autofocus"] = True
+
+
+class ConsoleSetPasswordForm(SetPasswordForm):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class InvitationAccountForm(ConsoleForm):
+    """The account an invitee creates: the email is the invitation's."""
+
+    name = forms.CharField(label="Your name", max_length=150,
+                           widget=forms.TextInput(attrs={"autocomplete": "name"}),
+                           error_messages={"required": "Enter your name."})
+    password1 = forms.CharField(
+        label="Password", strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 8 characters, not only digits, and not a common password.",
+        error_messages={"required": "Choose a password."},
+    )
+    password2 = forms.CharField(
+        label="Password again", strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        error_messages={"required": "Enter the password again."},
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password2") and data["password1"] != data["password2"]:
+            self.add_error("password2", "The two passwords differ.")
+        return data

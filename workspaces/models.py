@@ -77,10 +77,6 @@ class Workspace(models.Model):
     def __str__(self):
         return self.name
 
-    @property
-    def supports_access_tokens(self):
-        return self.plan in (Plan.BUSINESS, Plan.ENTERPRISE)
-
 
 class Role(models.TextChoices):
     OWNER = "owner", "Owner"
@@ -158,7 +154,7 @@ class AuditEvent(models.Model):
     The actor's and target's words are copied in, so the record survives their deletion.
     """
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="audit_events")
     actor = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -179,3 +175,47 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.target}"
+
+
+class Invitation(models.Model):
+    """An invitation to join a workspace with a role, for one email address.
+
+    Only the SHA-256 digest of its key is kept; the key itself travels once, in the mail.
+    It works once, for its email only, until it expires; a resend issues a new key.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    invited_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    key_digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            # One open invitation per email and workspace: inviting again resends it.
+            models.UniqueConstraint(
+                "workspace", Lower("email"),
+                condition=models.Q(accepted_at__isnull=True, cancelled_at__isnull=True),
+                name="invitation_open_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=[r.value for r in Role]), name="invitation_role_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.email} to {self.workspace} ({self.role})"
+
+    def is_open_at(self, now) -> bool:
+        return self.accepted_at is None and self.cancelled_at is None and self.expires_at > now

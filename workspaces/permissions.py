@@ -1,15 +1,21 @@
-"""THE policy: who may do what in a workspace.
+"""THE policy: who may do or see what in a workspace.
 
 Everything the console or the API allows is decided here, from facts about one membership:
 its built-in role, the workspace's plan and Codex Local toggles, and what custom roles held
-through the member's groups grant. Views ask `can()`; the API asks `holds()` with the same facts
-fetched in one query. Nothing else decides.
+through the member's groups grant. Views and services ask `can()` and the object rules below
+(services ask again after they lock what they change); the API asks `holds()` with the same
+facts fetched in one query, and its one-statement run start uses `TOKEN_USE_SQL`, the same rule
+written in SQL. Nothing else decides.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from django.db.models import Q, QuerySet
 
 from .models import CustomRole, Membership, Plan, Role
 
@@ -49,21 +55,25 @@ ROLE_PERMS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: _ADMIN,
     Role.MEMBER: frozenset({Perm.VIEW_WORKSPACE}),
 }
+ADMIN_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
+# Codex access tokens exist on these plans only.
 TOKEN_PLANS = frozenset({Plan.BUSINESS, Plan.ENTERPRISE})
 
+ASK_FOR_TOKENS = (
+    "Ask a workspace owner or admin to confirm that access tokens are enabled and that your "
+    "role includes the access token permission."
+)
+ASK_FOR_ADMIN = "Ask a workspace owner or admin for the admin role if you need to manage this."
 # What a member without the permission is told to ask for (the 403 page).
 ASK_FOR = {
-    Perm.VIEW_ACCESS_TOKENS: (
-        "Ask a workspace owner or admin to confirm that access tokens are enabled and that "
-        "your role includes the access token permission."
-    ),
-    Perm.USE_ACCESS_TOKENS: (
-        "Ask a workspace owner or admin to confirm that access tokens are enabled and that "
-        "your role includes the access token permission."
-    ),
+    Perm.VIEW_ACCESS_TOKENS: ASK_FOR_TOKENS,
+    Perm.USE_ACCESS_TOKENS: ASK_FOR_TOKENS,
 }
-ASK_FOR_ADMIN = "Ask a workspace owner or admin for the admin role if you need to manage this."
+
+
+def plan_supports_tokens(plan: str) -> bool:
+    return plan in TOKEN_PLANS
 
 
 @dataclass(frozen=True)
@@ -81,8 +91,8 @@ class Facts:
 def holds(facts: Facts) -> frozenset[Perm]:
     """Every permission a membership with these facts holds."""
     perms = set(ROLE_PERMS[facts.role])
-    tokens_plan = facts.plan in TOKEN_PLANS
-    if facts.role in (Role.OWNER, Role.ADMIN):
+    tokens_plan = plan_supports_tokens(facts.plan)
+    if facts.role in ADMIN_ROLES:
         perms.add(Perm.USE_CODEX_LOCAL)
         if tokens_plan:
             perms.add(Perm.USE_ACCESS_TOKENS)
@@ -98,38 +108,50 @@ def holds(facts: Facts) -> frozenset[Perm]:
     return frozenset(perms)
 
 
-def token_use_sql(*, role, plan, allow_local, allow_tokens, custom_local, custom_tokens) -> str:
-    """`holds()`'s rule for "may use an access token" (Codex Local access and the access token
-    permission together), as a SQL boolean over the given column expressions.
-
-    The API records a run in one statement with it. The policy matrix runs through the API as
-    well as through `can()`, so the two forms cannot drift apart unnoticed.
-    """
-    plans = ", ".join(f"'{p.value}'" for p in sorted(TOKEN_PLANS))
-    admins = f"'{Role.OWNER.value}', '{Role.ADMIN.value}'"
-    return (
-        f"({plan} IN ({plans}) AND ({role} IN ({admins}) OR ({role} = '{Role.MEMBER.value}' "
-        f"AND ({allow_local} OR {custom_local}) AND ({allow_tokens} OR {custom_tokens}))))"
-    )
+def may_use_tokens(perms: frozenset[Perm]) -> bool:
+    """Whether a token made by someone holding `perms` may act now."""
+    return Perm.USE_CODEX_LOCAL in perms and Perm.USE_ACCESS_TOKENS in perms
 
 
-def facts_for(membership: Membership) -> Facts:
+# `holds()`'s rule for "may use an access token", as a SQL boolean over the columns of the API's
+# facts row (`f`): the API records a run in one statement with it. The policy matrix runs
+# through the API as well as through `can()`, so the two forms cannot drift apart unnoticed.
+TOKEN_USE_SQL = (
+    "(f.plan IN ('business', 'enterprise') AND (f.role IN ('owner', 'admin') "
+    "OR (f.role = 'member' AND (f.allow_codex_local OR f.custom_local) "
+    "AND (f.allow_access_tokens OR f.custom_tokens))))"
+)
+
+
+def _custom_grants(workspace_id: int, membership_ids: Iterable[int]) -> dict[int, tuple[bool, bool]]:
+    """(grants Codex Local, grants access tokens) through custom roles, per membership id."""
+    grants: dict[int, list[bool]] = defaultdict(lambda: [False, False])
+    rows = CustomRole.objects.filter(
+        workspace_id=workspace_id, groups__members__in=list(membership_ids)
+    ).values_list("groups__members", "grants_codex_local", "grants_access_tokens")
+    for membership_id, local, tokens in rows:
+        grants[membership_id][0] |= local
+        grants[membership_id][1] |= tokens
+    return {k: (v[0], v[1]) for k, v in grants.items()}
+
+
+def _facts(membership: Membership, custom: tuple[bool, bool]) -> Facts:
     workspace = membership.workspace
-    custom_local = custom_tokens = False
-    if membership.role == Role.MEMBER:
-        for local, tokens in CustomRole.objects.filter(
-            workspace_id=membership.workspace_id, groups__members=membership
-        ).values_list("grants_codex_local", "grants_access_tokens"):
-            custom_local |= local
-            custom_tokens |= tokens
     return Facts(
         role=membership.role,
         plan=workspace.plan,
         allow_codex_local=workspace.allow_codex_local,
         allow_access_tokens=workspace.allow_access_tokens,
-        custom_codex_local=custom_local,
-        custom_access_tokens=custom_tokens,
+        custom_codex_local=custom[0],
+        custom_access_tokens=custom[1],
     )
+
+
+def facts_for(membership: Membership) -> Facts:
+    custom = (False, False)
+    if membership.role == Role.MEMBER:
+        custom = _custom_grants(membership.workspace_id, [membership.pk]).get(membership.pk, custom)
+    return _facts(membership, custom)
 
 
 def perms_of(membership: Membership) -> frozenset[Perm]:
@@ -140,35 +162,131 @@ def perms_of(membership: Membership) -> frozenset[Perm]:
     return cached
 
 
+def perms_of_many(memberships: Iterable[Membership], **workspace_settings) -> dict[int, frozenset[Perm]]:
+    """Permissions of many memberships of one workspace, in one query: {user id: perms}.
+
+    With `workspace_settings` (say `allow_access_tokens=False`), what they would hold if the
+    workspace's toggles said so; otherwise the result is also cached on each membership.
+    """
+    memberships = list(memberships)
+    if not memberships:
+        return {}
+    grants = _custom_grants(memberships[0].workspace_id,
+                            [m.pk for m in memberships if m.role == Role.MEMBER])
+    result = {}
+    for m in memberships:
+        facts = _facts(m, grants.get(m.pk, (False, False)))
+        if workspace_settings:
+            result[m.user_id] = holds(replace(facts, **workspace_settings))
+        else:
+            m._perms = result[m.user_id] = holds(facts)
+    return result
+
+
 def can(membership: Membership | None, perm: Perm) -> bool:
     return membership is not None and perm in perms_of(membership)
 
 
-def can_change_role(actor: Membership, target: Membership, new_role: str) -> bool:
-    """Owners and admins manage roles; only owners make or unmake owners."""
-    if not can(actor, Perm.MANAGE_MEMBERS):
-        return False
-    if Role.OWNER in (target.role, new_role):
-        return can(actor, Perm.MANAGE_OWNERS)
-    return True
+# Members and roles --------------------------------------------------------------------------
 
 
-def can_remove_member(actor: Membership, target: Membership) -> bool:
+def refuse_role_change(actor: Membership, target: Membership, new_role: str,
+                       owners: int) -> str | None:
+    """Why `actor` may not give `target` the built-in role `new_role`, or None if they may.
+
+    Owners and admins manage roles; only owners make or unmake owners; a workspace always
+    keeps at least one owner (`owners` is how many it has now).
+    """
+    if new_role not in Role.values:
+        return "Choose a valid role."
     if not can(actor, Perm.MANAGE_MEMBERS):
-        return False
+        return ASK_FOR_ADMIN
+    if Role.OWNER in (target.role, new_role) and new_role != target.role \
+            and not can(actor, Perm.MANAGE_OWNERS):
+        return "Only owners can make or unmake owners."
+    if target.role == Role.OWNER and new_role != Role.OWNER and owners <= 1:
+        return f"{target.user.email} is the only owner. Make someone else an owner first."
+    return None
+
+
+def can_change_role(actor: Membership, target: Membership, new_role: str, owners: int) -> bool:
+    return refuse_role_change(actor, target, new_role, owners) is None
+
+
+def role_choices(actor: Membership, target: Membership, owners: int) -> list[tuple[str, str]]:
+    """The roles `actor` may choose for `target`: its current one and every allowed change."""
+    return [(value, label) for value, label in Role.choices
+            if value == target.role or can_change_role(actor, target, value, owners)]
+
+
+def refuse_member_removal(actor: Membership, target: Membership, owners: int) -> str | None:
+    """Why `actor` may not remove `target` from the workspace, or None if they may."""
+    if not can(actor, Perm.MANAGE_MEMBERS):
+        return ASK_FOR_ADMIN
     if target.role == Role.OWNER:
-        return can(actor, Perm.MANAGE_OWNERS)
-    return True
+        if not can(actor, Perm.MANAGE_OWNERS):
+            return "Only owners can remove an owner."
+        if owners <= 1:
+            return (f"{target.user.email} is the only owner and cannot be removed. "
+                    "Make someone else an owner first.")
+    return None
 
 
-def can_revoke_token(actor: Membership, token) -> bool:
-    """Owners and admins revoke any token of the workspace; others only their own."""
-    if token.workspace_id != actor.workspace_id:
-        return False
-    if can(actor, Perm.MANAGE_ACCESS_TOKENS):
-        return True
-    return can(actor, Perm.VIEW_ACCESS_TOKENS) and token.created_by_id == actor.user_id
+def can_remove_member(actor: Membership, target: Membership, owners: int) -> bool:
+    return refuse_member_removal(actor, target, owners) is None
+
+
+def invitable_roles(actor: Membership) -> list[tuple[str, str]]:
+    """The roles `actor` may invite someone with: only owners invite owners."""
+    if not can(actor, Perm.MANAGE_MEMBERS):
+        return []
+    return [(value, label) for value, label in Role.choices
+            if value != Role.OWNER or can(actor, Perm.MANAGE_OWNERS)]
+
+
+def refuse_invitation(actor: Membership, role: str) -> str | None:
+    if not can(actor, Perm.MANAGE_MEMBERS):
+        return ASK_FOR_ADMIN
+    if role not in Role.values:
+        return "Choose a valid role."
+    if role not in dict(invitable_roles(actor)):
+        return "Only owners can invite an owner."
+    return None
+
+
+# Access tokens ------------------------------------------------------------------------------
+
+
+def can_open_token_page(actor: Membership, created_tokens_here: bool) -> bool:
+    """The Access tokens page: whoever may use or manage tokens, and any member who created a
+    token here (to see and revoke their own, even after losing the permission)."""
+    return can(actor, Perm.VIEW_ACCESS_TOKENS) or created_tokens_here
+
+
+def can_see_all_tokens(actor: Membership) -> bool:
+    return can(actor, Perm.MANAGE_ACCESS_TOKENS)
+
+
+def token_visibility_q(actor: Membership) -> Q:
+    """The tokens `actor` may see (and revoke), as a filter over AccessToken: every token of
+    the workspace for owners and admins, their own for everyone else."""
+    if can_see_all_tokens(actor):
+        return Q(workspace_id=actor.workspace_id)
+    return Q(workspace_id=actor.workspace_id, created_by_id=actor.user_id)
+
+
+def visible_tokens(actor: Membership, tokens: QuerySet) -> QuerySet:
+    return tokens.filter(token_visibility_q(actor))
 
 
 def can_see_token(actor: Membership, token) -> bool:
-    return can_revoke_token(actor, token)
+    """Owners and admins see (and revoke) every token of the workspace; its creator always
+    sees and revokes their own; nobody else."""
+    if token.workspace_id != actor.workspace_id:
+        return False
+    return token.created_by_id == actor.user_id or can_see_all_tokens(actor)
+
+
+def can_revoke_token(actor: Membership, token) -> bool:
+    return can_see_token(actor, token)
+

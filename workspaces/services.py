@@ -1,30 +1,47 @@
-"""Every write to workspaces, members, groups and custom roles.
+"""Every write to workspaces, members, invitations, groups and custom roles.
 
-Each function is atomic and writes its own audit event in the same transaction. Bad input
-raises `ServiceError` with a message fit for the user, and changes nothing.
+Each function is atomic and writes its own audit event in the same transaction. Each takes the
+acting membership (`acting`), locks what it changes, and asks `permissions.py` again after the
+locked read, so a decision is never taken on a stale copy; audit "before" values come from the
+locked rows. Bad input raises `ServiceError` (a refusal by the policy, `Forbidden`) with a
+message fit for the user, and changes nothing.
+
+Locks are always taken in one order, so two writes at once wait for each other instead of
+deadlocking: the workspace row, then its owners' memberships, then other memberships, each set
+in id order, then the object changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
 
+from tokens.services import tokens_revoke_for_member
+
+from . import permissions
 from .audit import Actor, record
-from .models import CustomRole, Group, Membership, Role, User, Workspace
+from .errors import Forbidden, ServiceError
+from .mail import compose, send_now
+from .models import CustomRole, Group, Invitation, Membership, Role, User, Workspace
+from .permissions import Perm
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+__all__ = ["ServiceError", "Forbidden"]
 
 
-class ServiceError(Exception):
-    """A write refused for a reason the user can act on."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-def _owner_count(workspace_id: int) -> int:
-    # Locks the owners' rows, always in id order and before any other row, so two concurrent
-    # demotions can neither both see a second owner nor deadlock.
+def _owners(workspace_id: int) -> int:
+    """How many owners the workspace has, with their rows locked (in id order, before any
+    other membership), so two demotions at once can neither both see a second owner nor
+    deadlock."""
     return len(
         Membership.objects.select_for_update()
         .filter(workspace_id=workspace_id, role=Role.OWNER)
@@ -33,69 +50,110 @@ def _owner_count(workspace_id: int) -> int:
     )
 
 
+def _lock_members(*memberships: Membership) -> list[Membership]:
+    """The given memberships re-read under lock, in id order; `Forbidden` if one has gone."""
+    ids = {m.pk for m in memberships}
+    locked = {
+        m.pk: m
+        for m in Membership.objects.select_for_update(of=("self",))
+        .select_related("user", "workspace")
+        .filter(pk__in=ids)
+        .order_by("id")
+    }
+    if len(locked) != len(ids):
+        raise Forbidden("That person is no longer a member of this workspace.")
+    return [locked[m.pk] for m in memberships]
+
+
+def _require(acting: Membership, perm: Perm) -> None:
+    if not permissions.can(acting, perm):
+        raise Forbidden(permissions.ASK_FOR.get(perm, permissions.ASK_FOR_ADMIN))
+
+
+# Settings ----------------------------------------------------------------------------------
+
+SETTINGS_FIELDS = ("allow_codex_local", "allow_access_tokens")
+
+
 @transaction.atomic
 def workspace_update_settings(
-    *, workspace: Workspace, actor: Actor, allow_codex_local: bool, allow_access_tokens: bool
+    *, workspace: Workspace, acting: Membership, actor: Actor, **changes
 ) -> Workspace:
-    """Switch the Codex Local toggles; records before and after of whatever changed."""
-    before = {
-        "allow_codex_local": workspace.allow_codex_local,
-        "allow_access_tokens": workspace.allow_access_tokens,
+    """Apply `changes` (a subset of the Codex Local toggles) and record before and after of
+    each value that changed, as read under the workspace's lock. Fields left out keep whatever
+    the workspace has now, so two people saving different toggles at once both prevail."""
+    unknown = set(changes) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise ServiceError(f"Unknown settings: {', '.join(sorted(unknown))}.")
+    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    (acting,) = _lock_members(acting)
+    _require(acting, Perm.MANAGE_SETTINGS)
+    changed = {
+        key: {"before": getattr(workspace, key), "after": value}
+        for key, value in changes.items()
+        if getattr(workspace, key) != value
     }
-    after = {"allow_codex_local": allow_codex_local, "allow_access_tokens": allow_access_tokens}
-    changed = {k: {"before": before[k], "after": after[k]} for k in after if before[k] != after[k]}
     if not changed:
         return workspace
-    Workspace.objects.filter(pk=workspace.pk).update(**after)
-    workspace.allow_codex_local = allow_codex_local
-    workspace.allow_access_tokens = allow_access_tokens
-    record(
-        workspace=workspace, actor=actor, action="settings.updated", target=workspace.name,
-        details=changed,
-    )
+    for key, change in changed.items():
+        setattr(workspace, key, change["after"])
+    workspace.save(update_fields=list(changed))
+    record(workspace=workspace, actor=actor, action="settings.updated", target=workspace.name,
+           details=changed)
     return workspace
 
 
 @transaction.atomic
-def member_add(*, workspace: Workspace, actor: Actor, email: str, role: str) -> Membership:
-    """Add an existing user, found by email, to the workspace."""
-    user = User.objects.filter(email__iexact=email.strip()).first()
-    if user is None:
-        raise ServiceError(
-            f"No user has the email address {email.strip()}. They need an account first.", "email"
-        )
-    if role not in Role.values:
-        raise ServiceError("Choose a valid role.", "role")
-    try:
-        with transaction.atomic():
-            membership = Membership.objects.create(workspace=workspace, user=user, role=role)
-    except IntegrityError:
-        raise ServiceError(
-            f"{user.email} is already a member of {workspace.name}.", "email"
-        ) from None
-    record(
-        workspace=workspace, actor=actor, action="member.added", target=user.email,
-        details={"role": role},
-    )
-    return membership
+def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor: Actor,
+                     base_url: str) -> tuple[Workspace, Membership | Invitation]:
+    """Create a workspace with its first owner: a member at once when the email has an
+    account, otherwise an owner invitation mailed to it."""
+    from .models import Plan
+
+    name, slug = (name or "").strip(), (slug or "").strip().lower()
+    if not name or not slug:
+        raise ServiceError("A workspace needs a name and a slug.")
+    if plan not in Plan.values:
+        raise ServiceError(f"Choose a plan: {', '.join(Plan.values)}.")
+    if Workspace.objects.filter(slug=slug).exists():
+        raise ServiceError(f"There is already a workspace with the slug {slug}.")
+    workspace = Workspace.objects.create(name=name, slug=slug, plan=plan)
+    record(workspace=workspace, actor=actor, action="workspace.created", target=name,
+           details={"plan": plan})
+    user = User.objects.filter(email__iexact=owner_email.strip()).first()
+    if user is not None:
+        membership = Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        record(workspace=workspace, actor=actor, action="member.added", target=user.email,
+               details={"role": Role.OWNER})
+        return workspace, membership
+    email = User.objects.normalize_email(owner_email.strip()).lower()
+    invitation = Invitation(workspace=workspace, email=email, role=Role.OWNER,
+                            invited_by=actor.user)
+    key = _new_key(invitation, timezone.now())
+    invitation.save()
+    record(workspace=workspace, actor=actor, action="invitation.sent", target=email,
+           details={"role": Role.OWNER})
+    _send_invitation(invitation, key, base_url, actor.user)
+    return workspace, invitation
+
+
+# Members -----------------------------------------------------------------------------------
 
 
 @transaction.atomic
-def member_change_role(*, membership: Membership, actor: Actor, role: str) -> Membership:
-    """Change a member's built-in role; a workspace always keeps at least one owner."""
-    if role not in Role.values:
-        raise ServiceError("Choose a valid role.", "role")
-    owners = _owner_count(membership.workspace_id)
-    membership = Membership.objects.select_for_update().select_related("user", "workspace").get(
-        pk=membership.pk
-    )
+def member_change_role(
+    *, membership: Membership, acting: Membership, actor: Actor, role: str
+) -> Membership:
+    """Change a member's built-in role, as the policy allows `acting` for the member's role now.
+    A workspace always keeps at least one owner."""
+    owners = _owners(membership.workspace_id)
+    membership, acting = _lock_members(membership, acting)
+    refusal = permissions.refuse_role_change(acting, membership, role, owners)
+    if refusal:
+        raise Forbidden(refusal, "role")
     before = membership.role
     if before == role:
         return membership
-    if before == Role.OWNER and owners <= 1:
-        raise ServiceError(
-            f"{membership.user.email} is the only owner. Make someone else an owner first.", "role"
-        )
     membership.role = role
     membership.save(update_fields=["role"])
     record(
@@ -106,27 +164,222 @@ def member_change_role(*, membership: Membership, actor: Actor, role: str) -> Me
 
 
 @transaction.atomic
-def member_remove(*, membership: Membership, actor: Actor) -> None:
+def member_remove(*, membership: Membership, acting: Membership, actor: Actor) -> None:
     """Remove a member: their group places go, and their access tokens are revoked."""
-    from tokens.services import tokens_revoke_for_member
-
-    owners = _owner_count(membership.workspace_id)
-    membership = Membership.objects.select_for_update().select_related("user", "workspace").get(
-        pk=membership.pk
-    )
+    owners = _owners(membership.workspace_id)
+    membership, acting = _lock_members(membership, acting)
+    refusal = permissions.refuse_member_removal(acting, membership, owners)
+    if refusal:
+        raise Forbidden(refusal)
     workspace = membership.workspace
-    if membership.role == Role.OWNER and owners <= 1:
-        raise ServiceError(
-            f"{membership.user.email} is the only owner and cannot be removed. "
-            "Make someone else an owner first."
-        )
-    revoked = tokens_revoke_for_member(membership=membership, actor=actor)
+    revoked = tokens_revoke_for_member(membership=membership, actor=actor, reason="member removed")
     email, role = membership.user.email, membership.role
     membership.delete()
     record(
         workspace=workspace, actor=actor, action="member.removed", target=email,
         details={"role": role, "tokens_revoked": revoked},
     )
+
+
+@transaction.atomic
+def user_set_active(*, user: User, active: bool, actor: Actor) -> User:
+    """Deactivate (or reactivate) a user everywhere, as staff do in Django's admin.
+
+    Deactivating revokes every access token they created, in every workspace, and records it
+    in each workspace they belong to.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    for membership in Membership.objects.select_related("workspace", "user").filter(user=user):
+        revoked = 0
+        if not active:
+            revoked = tokens_revoke_for_member(membership=membership, actor=actor,
+                                               reason="user deactivated")
+        record(
+            workspace=membership.workspace, actor=actor,
+            action="user.deactivated" if not active else "user.reactivated",
+            target=user.email, details={"tokens_revoked": revoked} if not active else {},
+        )
+    return user
+
+
+# Invitations -------------------------------------------------------------------------------
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def invitation_url(base_url: str, key: str) -> str:
+    return base_url.rstrip("/") + reverse("invitation", args=[key])
+
+
+def _send_invitation(invitation: Invitation, key: str, base_url: str, inviter: User | None):
+    try:
+        send_now(compose("invitation", invitation.email, {
+            "invitation": invitation,
+            "inviter": inviter,
+            "url": invitation_url(base_url, key),
+        }))
+    except Exception as error:
+        raise ServiceError(
+            "The invitation mail could not be sent, so nothing was saved. Try again shortly."
+        ) from error
+
+
+def _new_key(invitation: Invitation, now) -> str:
+    key = secrets.token_urlsafe(32)
+    invitation.key_digest = _digest(key)
+    invitation.sent_at = now
+    invitation.expires_at = now + INVITATION_LIFETIME
+    return key
+
+
+@transaction.atomic
+def member_invite(
+    *, workspace: Workspace, acting: Membership, actor: Actor, email: str, role: str,
+    base_url: str,
+) -> Invitation:
+    """Invite `email` to join with `role`, by mail. The answer does not depend on whether the
+    email has an account anywhere. Inviting an email that has an open invitation sends it again
+    (with a new key, the new role and a new expiry)."""
+    email = User.objects.normalize_email((email or "").strip()).lower()
+    if not email:
+        raise ServiceError("Enter an email address.", "email")
+    (acting,) = _lock_members(acting)
+    refusal = permissions.refuse_invitation(acting, role)
+    if refusal:
+        raise Forbidden(refusal, "role")
+    if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
+        raise ServiceError(f"{email} is already a member of {workspace.name}.", "email")
+    now = timezone.now()
+    invitation = (
+        Invitation.objects.select_for_update()
+        .annotate(lemail=Lower("email"))
+        .filter(workspace=workspace, lemail=email, accepted_at__isnull=True,
+                cancelled_at__isnull=True)
+        .first()
+    )
+    action = "invitation.resent" if invitation else "invitation.sent"
+    if invitation is None:
+        invitation = Invitation(workspace=workspace, email=email, created_at=now)
+    invitation.role = role
+    invitation.invited_by = actor.user
+    key = _new_key(invitation, now)
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError:
+        raise ServiceError(f"{email} was invited a moment ago. Reload the page.", "email") from None
+    record(workspace=workspace, actor=actor, action=action, target=email, details={"role": role})
+    _send_invitation(invitation, key, base_url, actor.user)
+    return invitation
+
+
+def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[Invitation, Membership]:
+    (acting,) = _lock_members(acting)
+    invitation = Invitation.objects.select_for_update().select_related("workspace").filter(
+        pk=invitation.pk, workspace_id=acting.workspace_id).first()
+    if invitation is None or invitation.accepted_at or invitation.cancelled_at:
+        raise ServiceError("That invitation was accepted or cancelled meanwhile.")
+    refusal = permissions.refuse_invitation(acting, invitation.role)
+    if refusal:
+        raise Forbidden(refusal)
+    return invitation, acting
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, acting: Membership, actor: Actor,
+                      base_url: str) -> Invitation:
+    """Send the invitation again with a new key (the old link stops working) and a new expiry."""
+    invitation, acting = _lock_open_invitation(invitation, acting)
+    key = _new_key(invitation, timezone.now())
+    invitation.save(update_fields=["key_digest", "sent_at", "expires_at"])
+    record(workspace=invitation.workspace, actor=actor, action="invitation.resent",
+           target=invitation.email, details={"role": invitation.role})
+    _send_invitation(invitation, key, base_url, actor.user)
+    return invitation
+
+
+@transaction.atomic
+def invitation_cancel(*, invitation: Invitation, acting: Membership, actor: Actor) -> Invitation:
+    invitation, acting = _lock_open_invitation(invitation, acting)
+    invitation.cancelled_at = timezone.now()
+    invitation.save(update_fields=["cancelled_at"])
+    record(workspace=invitation.workspace, actor=actor, action="invitation.cancelled",
+           target=invitation.email, details={"role": invitation.role})
+    return invitation
+
+
+def invitation_by_key(key: str) -> Invitation | None:
+    """The open invitation with this key, or None (unknown, used, cancelled or expired)."""
+    invitation = Invitation.objects.select_related("workspace", "invited_by").filter(
+        key_digest=_digest(key or "")).first()
+    if invitation is None or not invitation.is_open_at(timezone.now()):
+        return None
+    return invitation
+
+
+def _lock_usable(invitation: Invitation) -> Invitation:
+    invitation = Invitation.objects.select_for_update().select_related("workspace").get(
+        pk=invitation.pk)
+    if not invitation.is_open_at(timezone.now()):
+        raise ServiceError("This invitation is no longer valid.", status=404)
+    return invitation
+
+
+@transaction.atomic
+def invitation_create_account(
+    *, invitation: Invitation, name: str, password: str, actor: Actor
+) -> User:
+    """Create the account an invitation's email does not have yet (it does not join yet)."""
+    invitation = _lock_usable(invitation)
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Enter your name.", "name")
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ServiceError("An account with this email exists already: sign in instead.")
+    user = User(email=invitation.email, name=name[:150])
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ServiceError(" ".join(error.messages), "password1") from None
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ServiceError("An account with this email exists already: sign in instead.") from None
+    record(workspace=invitation.workspace, actor=Actor(user, actor.ip, actor.user_agent),
+           action="invitation.account_created", target=user.email)
+    return user
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User, actor: Actor) -> Membership:
+    """Join the workspace with the invitation's role. Only the invited email may; once."""
+    invitation = _lock_usable(invitation)
+    if user.email.lower() != invitation.email.lower():
+        raise Forbidden(f"This invitation is for {invitation.email}. Sign in with that email.")
+    workspace = invitation.workspace
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(workspace=workspace, user=user,
+                                                   role=invitation.role)
+    except IntegrityError:
+        raise ServiceError(f"You are already a member of {workspace.name}.") from None
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record(workspace=workspace, actor=actor, action="invitation.accepted", target=user.email,
+           details={"role": invitation.role})
+    return membership
+
+
+# Groups ------------------------------------------------------------------------------------
 
 
 def _check_name(model, workspace: Workspace, name: str, exclude_pk=None, noun="name") -> str:
@@ -153,8 +406,20 @@ def _save_unique(obj, noun: str):
         raise ServiceError(f"There is already a {noun} called “{obj.name}” here.", "name") from None
 
 
+def _lock_group(group: Group, acting: Membership) -> tuple[Group, Membership]:
+    (acting,) = _lock_members(acting)
+    _require(acting, Perm.MANAGE_GROUPS)
+    locked = Group.objects.select_for_update().select_related("workspace").filter(
+        pk=group.pk, workspace_id=acting.workspace_id).first()
+    if locked is None:
+        raise ServiceError("That group was deleted meanwhile.", status=404)
+    return locked, acting
+
+
 @transaction.atomic
-def group_create(*, workspace: Workspace, actor: Actor, name: str) -> Group:
+def group_create(*, workspace: Workspace, acting: Membership, actor: Actor, name: str) -> Group:
+    (acting,) = _lock_members(acting)
+    _require(acting, Perm.MANAGE_GROUPS)
     name = _check_name(Group, workspace, name, noun="group name")
     group = Group(workspace=workspace, name=name)
     _save_unique(group, "group")
@@ -163,7 +428,8 @@ def group_create(*, workspace: Workspace, actor: Actor, name: str) -> Group:
 
 
 @transaction.atomic
-def group_rename(*, group: Group, actor: Actor, name: str) -> Group:
+def group_rename(*, group: Group, acting: Membership, actor: Actor, name: str) -> Group:
+    group, acting = _lock_group(group, acting)
     name = _check_name(Group, group.workspace, name, exclude_pk=group.pk, noun="group name")
     before = group.name
     if before == name:
@@ -178,7 +444,8 @@ def group_rename(*, group: Group, actor: Actor, name: str) -> Group:
 
 
 @transaction.atomic
-def group_delete(*, group: Group, actor: Actor) -> None:
+def group_delete(*, group: Group, acting: Membership, actor: Actor) -> None:
+    group, acting = _lock_group(group, acting)
     workspace, name = group.workspace, group.name
     members = group.members.count()
     group.delete()
@@ -189,7 +456,9 @@ def group_delete(*, group: Group, actor: Actor) -> None:
 
 
 @transaction.atomic
-def group_add_member(*, group: Group, actor: Actor, membership: Membership) -> None:
+def group_add_member(*, group: Group, acting: Membership, actor: Actor,
+                     membership: Membership) -> None:
+    group, acting = _lock_group(group, acting)
     if membership.workspace_id != group.workspace_id:
         raise ServiceError("That person is not a member of this workspace.", "member")
     if group.members.filter(pk=membership.pk).exists():
@@ -202,7 +471,9 @@ def group_add_member(*, group: Group, actor: Actor, membership: Membership) -> N
 
 
 @transaction.atomic
-def group_remove_member(*, group: Group, actor: Actor, membership: Membership) -> None:
+def group_remove_member(*, group: Group, acting: Membership, actor: Actor,
+                        membership: Membership) -> None:
+    group, acting = _lock_group(group, acting)
     if not group.members.filter(pk=membership.pk).exists():
         raise ServiceError(f"{membership.user.email} is not in {group.name}.", "member")
     group.members.remove(membership)
@@ -212,18 +483,19 @@ def group_remove_member(*, group: Group, actor: Actor, membership: Membership) -
     )
 
 
-def _role_snapshot(role: CustomRole, group_names: list[str]) -> dict:
+# Custom roles ------------------------------------------------------------------------------
+
+GRANTS = (
+    ("grants_codex_local", "Codex Local"),
+    ("grants_access_tokens", "Codex access tokens"),
+)
+
+
+def _role_snapshot(role: CustomRole, group_names) -> dict:
     return {
         "name": role.name,
         "description": role.description,
-        "permissions": [
-            label
-            for label, on in (
-                ("Codex Local", role.grants_codex_local),
-                ("Codex access tokens", role.grants_access_tokens),
-            )
-            if on
-        ],
+        "permissions": [label for field, label in GRANTS if getattr(role, field)],
         "groups": sorted(group_names),
     }
 
@@ -235,23 +507,29 @@ def _groups_of(workspace: Workspace, groups) -> list[Group]:
     return groups
 
 
+def _lock_role(role: CustomRole, acting: Membership) -> tuple[CustomRole, Membership]:
+    (acting,) = _lock_members(acting)
+    _require(acting, Perm.MANAGE_CUSTOM_ROLES)
+    locked = CustomRole.objects.select_for_update().select_related("workspace").filter(
+        pk=role.pk, workspace_id=acting.workspace_id).first()
+    if locked is None:
+        raise ServiceError("That custom role was deleted meanwhile.", status=404)
+    return locked, acting
+
+
 @transaction.atomic
 def custom_role_create(
-    *,
-    workspace: Workspace,
-    actor: Actor,
-    name: str,
-    description: str = "",
-    grants_codex_local: bool = False,
-    grants_access_tokens: bool = False,
-    groups=(),
+    *, workspace: Workspace, acting: Membership, actor: Actor, name: str,
+    description: str = "", groups=(), **grants: bool,
 ) -> CustomRole:
+    (acting,) = _lock_members(acting)
+    _require(acting, Perm.MANAGE_CUSTOM_ROLES)
     name = _check_name(CustomRole, workspace, name, noun="custom role name")
     groups = _groups_of(workspace, groups)
-    role = CustomRole(
-        workspace=workspace, name=name, description=(description or "").strip()[:500],
-        grants_codex_local=grants_codex_local, grants_access_tokens=grants_access_tokens,
-    )
+    role = CustomRole(workspace=workspace, name=name,
+                      description=(description or "").strip()[:500])
+    for field, _ in GRANTS:
+        setattr(role, field, bool(grants.get(field, False)))
     _save_unique(role, "custom role")
     role.groups.set(groups)
     record(
@@ -263,23 +541,20 @@ def custom_role_create(
 
 @transaction.atomic
 def custom_role_update(
-    *,
-    role: CustomRole,
-    actor: Actor,
-    name: str,
-    description: str = "",
-    grants_codex_local: bool = False,
-    grants_access_tokens: bool = False,
-    groups=(),
+    *, role: CustomRole, acting: Membership, actor: Actor, name: str, description: str = "",
+    groups=(), **grants: bool,
 ) -> CustomRole:
+    """Change a custom role; the audit event shows before → after of what changed, as read
+    under the role's lock."""
+    role, acting = _lock_role(role, acting)
     workspace = role.workspace
     name = _check_name(CustomRole, workspace, name, exclude_pk=role.pk, noun="custom role name")
     groups = _groups_of(workspace, groups)
-    before = _role_snapshot(role, list(role.groups.values_list("name", flat=True)))
+    before = _role_snapshot(role, role.groups.values_list("name", flat=True))
     role.name = name
     role.description = (description or "").strip()[:500]
-    role.grants_codex_local = grants_codex_local
-    role.grants_access_tokens = grants_access_tokens
+    for field, _ in GRANTS:
+        setattr(role, field, bool(grants.get(field, False)))
     _save_unique(role, "custom role")
     role.groups.set(groups)
     after = _role_snapshot(role, [g.name for g in groups])
@@ -293,12 +568,12 @@ def custom_role_update(
 
 
 @transaction.atomic
-def custom_role_delete(*, role: CustomRole, actor: Actor) -> None:
+def custom_role_delete(*, role: CustomRole, acting: Membership, actor: Actor) -> None:
+    role, acting = _lock_role(role, acting)
     workspace = role.workspace
-    snapshot = _role_snapshot(role, list(role.groups.values_list("name", flat=True)))
+    snapshot = _role_snapshot(role, role.groups.values_list("name", flat=True))
     role.delete()
     record(
         workspace=workspace, actor=actor, action="custom_role.deleted", target=snapshot["name"],
         details=snapshot,
     )
-

@@ -2,57 +2,34 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Prefetch, Q
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
+from tokens.models import AccessToken
+
+from . import permissions, services
 from .access import current_membership, workspace_access
 from .audit import ACTIONS, Actor, describe
+from .errors import ServiceError
 from .export import csv_response, day_range
 from .forms import (
     AuditFilterForm,
     CustomRoleForm,
     GroupForm,
     GroupMemberForm,
-    MemberAddForm,
+    InviteForm,
     MemberRoleForm,
     SettingsForm,
 )
-from .models import AuditEvent, CustomRole, Group, Membership, Role
+from .models import AuditEvent, CustomRole, Group, Invitation, Membership, Role
 from .paging import keyset_page
-from .permissions import Perm, can_change_role, can_remove_member, perms_of
-
-PAGE_SIZE = 25
-
-
-def render_console(request, template, membership, active, context=None, status=200):
-    """Render a page in the console layout, with what the sidebar needs."""
-    ctx = {
-        "workspace": membership.workspace,
-        "membership": membership,
-        "perms": {p.value for p in perms_of(membership)},
-        "active": active,
-        "other_workspaces": Membership.objects.filter(user_id=membership.user_id)
-        .exclude(pk=membership.pk)
-        .select_related("workspace")
-        .order_by("workspace__name"),
-    }
-    ctx.update(context or {})
-    return render(request, template, ctx, status=status)
-
-
-def paginate(request, queryset, per_page=PAGE_SIZE):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
-
-
-def _apply_errors(form, error: services.ServiceError):
-    field = error.field if error.field in form.fields else None
-    form.add_error(field, error.message)
+from .permissions import Perm
+from .rendering import apply_error, paginate, render_console
 
 
 @login_required
@@ -105,6 +82,38 @@ def overview(request, slug):
     })
 
 
+def suspended_tokens(workspace, **workspace_settings) -> tuple[int, int]:
+    """(active tokens, members) that cannot start runs because their creators lack the access
+    token permission, now or under the given toggles."""
+    now = timezone.now()
+    creators = list(
+        Membership.objects.filter(
+            workspace=workspace,
+            user__access_tokens__workspace=workspace,
+            user__access_tokens__revoked_at__isnull=True,
+        ).filter(Q(user__access_tokens__expires_at__isnull=True)
+                 | Q(user__access_tokens__expires_at__gt=now))
+        .annotate(active_tokens=Count("user__access_tokens")).select_related("workspace")
+    )
+    perms = permissions.perms_of_many(creators, **workspace_settings)
+    stopped = [m for m in creators if not permissions.may_use_tokens(perms[m.user_id])]
+    return sum(m.active_tokens for m in stopped), len(stopped)
+
+
+def _settings_page(request, workspace, membership, form, status=200):
+    tokens_now, members_now = suspended_tokens(workspace)
+    if workspace.allow_access_tokens:
+        tokens_off, members_off = suspended_tokens(workspace, allow_access_tokens=False)
+    else:
+        tokens_off, members_off = tokens_now, members_now
+    return render_console(request, "workspaces/settings.html", membership, "settings", {
+        "form": form,
+        "suspended": {"tokens": tokens_now, "members": members_now},
+        "if_off": {"tokens": tokens_off, "members": members_off},
+        "can_revoke_others": permissions.can_see_all_tokens(membership),
+    }, status=status)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def settings_page(request, slug):
@@ -112,24 +121,25 @@ def settings_page(request, slug):
     if request.method == "POST":
         form = SettingsForm(request.POST)
         if form.is_valid():
-            services.workspace_update_settings(
-                workspace=workspace, actor=Actor.from_request(request), **form.cleaned_data
-            )
+            try:
+                services.workspace_update_settings(
+                    workspace=workspace, acting=membership, actor=Actor.from_request(request),
+                    **form.changes(),
+                )
+            except ServiceError as error:
+                apply_error(form, error)
+                return _settings_page(request, workspace, membership, form, error.status)
             messages.success(request, "Settings saved.")
             return redirect("workspaces:settings", slug=slug)
-    else:
-        form = SettingsForm(initial={
-            "allow_codex_local": workspace.allow_codex_local,
-            "allow_access_tokens": workspace.allow_access_tokens,
-        })
-    return render_console(request, "workspaces/settings.html", membership, "settings",
-                          {"form": form})
+        return _settings_page(request, workspace, membership, form, 400)
+    form = SettingsForm.for_workspace(workspace)
+    return _settings_page(request, workspace, membership, form)
 
 
 # Members ---------------------------------------------------------------------------------
 
 
-def _members_page(request, workspace, membership, add_form=None, status=200):
+def _members_page(request, workspace, membership, invite_form=None, status=200):
     q = request.GET.get("q", "").strip()
     rows = (
         Membership.objects.filter(workspace=workspace)
@@ -140,22 +150,25 @@ def _members_page(request, workspace, membership, add_form=None, status=200):
     if q:
         rows = rows.filter(Q(user__email__icontains=q) | Q(user__name__icontains=q))
     page = paginate(request, rows)
-    sole_owner = workspace.memberships.filter(role=Role.OWNER).count() == 1
+    owners = workspace.memberships.filter(role=Role.OWNER).count()
     for row in page:
-        # The last owner can be neither demoted nor removed: offer neither.
-        row.is_sole_owner = sole_owner and row.role == Role.OWNER
-        row.can_edit_role = not row.is_sole_owner and can_change_role(
-            membership, row, Role.MEMBER
-        ) and (row.role != Role.OWNER or can_change_role(membership, row, Role.OWNER))
-        row.role_choices = [
-            (value, label) for value, label in Role.choices
-            if value == row.role or can_change_role(membership, row, value)
-        ]
-        row.can_remove = not row.is_sole_owner and can_remove_member(membership, row)
+        row.is_sole_owner = row.role == Role.OWNER and owners <= 1
+        row.role_choices = permissions.role_choices(membership, row, owners)
+        row.can_edit_role = len(row.role_choices) > 1
+        row.can_remove = permissions.can_remove_member(membership, row, owners)
+    now = timezone.now()
+    invitations = list(
+        Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True,
+                                  cancelled_at__isnull=True)
+        .select_related("invited_by").order_by("-sent_at", "-id")[:100]
+    )
+    for invitation in invitations:
+        invitation.expired = invitation.expires_at <= now
+        invitation.can_manage = permissions.refuse_invitation(membership, invitation.role) is None
     return render_console(request, "workspaces/members.html", membership, "members", {
         "page": page, "q": q, "query": urlencode({"q": q}) if q else "",
-        "add_form": add_form or MemberAddForm(),
-        "role_choices": Role.choices,
+        "invite_form": invite_form or InviteForm(roles=permissions.invitable_roles(membership)),
+        "invitations": invitations,
     }, status=status)
 
 
@@ -166,33 +179,79 @@ def members(request, slug):
     return _members_page(request, workspace, membership)
 
 
+def _base_url(request) -> str:
+    return request.build_absolute_uri("/")
+
+
 @login_required
 @require_POST
-def member_add(request, slug):
+def member_invite(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_MEMBERS)
-    form = MemberAddForm(request.POST)
+    form = InviteForm(request.POST, roles=permissions.invitable_roles(membership))
     if form.is_valid():
-        role = form.cleaned_data["role"]
-        if role == Role.OWNER and Perm.MANAGE_OWNERS not in perms_of(membership):
-            form.add_error("role", "Only owners can make someone an owner.")
+        try:
+            invitation = services.member_invite(
+                workspace=workspace, acting=membership, actor=Actor.from_request(request),
+                email=form.cleaned_data["email"], role=form.cleaned_data["role"],
+                base_url=_base_url(request),
+            )
+        except ServiceError as error:
+            apply_error(form, error)
         else:
-            try:
-                added = services.member_add(
-                    workspace=workspace, actor=Actor.from_request(request),
-                    email=form.cleaned_data["email"], role=role,
-                )
-            except services.ServiceError as error:
-                _apply_errors(form, error)
-            else:
-                role_name = added.get_role_display().lower()
-                messages.success(request, f"{added.user.email} was added as {role_name}.")
-                return redirect("workspaces:members", slug=slug)
-    return _members_page(request, workspace, membership, add_form=form, status=400)
+            messages.success(request, f"Invitation sent to {invitation.email}. It works once, "
+                                      "for 7 days.")
+            return redirect("workspaces:members", slug=slug)
+    return _members_page(request, workspace, membership, invite_form=form, status=400)
+
+
+def _invitation_or_404(workspace, invitation_id):
+    return get_object_or_404(Invitation.objects.select_related("workspace"), workspace=workspace,
+                             pk=invitation_id, accepted_at__isnull=True, cancelled_at__isnull=True)
+
+
+@login_required
+@require_POST
+def invitation_resend(request, slug, invitation_id):
+    workspace, membership = workspace_access(request, slug, Perm.MANAGE_MEMBERS)
+    invitation = _invitation_or_404(workspace, invitation_id)
+    try:
+        services.invitation_resend(invitation=invitation, acting=membership,
+                                   actor=Actor.from_request(request), base_url=_base_url(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Invitation sent again to {invitation.email}; the earlier "
+                                  "link no longer works.")
+    return redirect("workspaces:members", slug=slug)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invitation_cancel(request, slug, invitation_id):
+    workspace, membership = workspace_access(request, slug, Perm.MANAGE_MEMBERS)
+    invitation = _invitation_or_404(workspace, invitation_id)
+    error = None
+    if request.method == "POST":
+        try:
+            services.invitation_cancel(invitation=invitation, acting=membership,
+                                       actor=Actor.from_request(request))
+        except ServiceError as e:
+            error = e.message
+        else:
+            messages.success(request, f"The invitation for {invitation.email} was cancelled.")
+            return redirect("workspaces:members", slug=slug)
+    return render_console(request, "console/confirm.html", membership, "members", {
+        "title": f"Cancel the invitation for {invitation.email}?",
+        "body": "Its link stops working at once. You can invite them again later.",
+        "action": "Cancel invitation",
+        "error": error,
+        "cancel_url": reverse("workspaces:members", args=[slug]),
+    }, status=403 if error else 200)
 
 
 def _member_or_404(workspace, member_id):
-    return get_object_or_404(Membership.objects.select_related("user"), workspace=workspace,
-                             pk=member_id)
+    return get_object_or_404(Membership.objects.select_related("user", "workspace"),
+                             workspace=workspace, pk=member_id)
 
 
 @login_required
@@ -205,12 +264,10 @@ def member_role(request, slug, member_id):
         messages.error(request, "Choose a valid role.")
         return redirect("workspaces:members", slug=slug)
     role = form.cleaned_data["role"]
-    if not can_change_role(membership, target, role):
-        messages.error(request, "Only owners can make or unmake owners.")
-        return redirect("workspaces:members", slug=slug)
     try:
-        services.member_change_role(membership=target, actor=Actor.from_request(request), role=role)
-    except services.ServiceError as error:
+        services.member_change_role(membership=target, acting=membership,
+                                    actor=Actor.from_request(request), role=role)
+    except ServiceError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, f"{target.user.email} is now {Role(role).label.lower()}.")
@@ -222,13 +279,13 @@ def member_role(request, slug, member_id):
 def member_remove(request, slug, member_id):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_MEMBERS)
     target = _member_or_404(workspace, member_id)
-    error = None
-    if not can_remove_member(membership, target):
-        error = "Only owners can remove an owner."
-    elif request.method == "POST":
+    owners = workspace.memberships.filter(role=Role.OWNER).count()
+    error = permissions.refuse_member_removal(membership, target, owners)
+    if error is None and request.method == "POST":
         try:
-            services.member_remove(membership=target, actor=Actor.from_request(request))
-        except services.ServiceError as e:
+            services.member_remove(membership=target, acting=membership,
+                                   actor=Actor.from_request(request))
+        except ServiceError as e:
             error = e.message
         else:
             messages.success(request, f"{target.user.email} was removed from {workspace.name}.")
@@ -242,7 +299,7 @@ def member_remove(request, slug, member_id):
         "action": "Remove member",
         "error": error,
         "cancel_url": reverse("workspaces:members", args=[slug]),
-    }, status=400 if error else 200)
+    }, status=403 if error else 200)
 
 
 # Groups ----------------------------------------------------------------------------------
@@ -276,10 +333,10 @@ def group_create(request, slug):
     form = GroupForm(request.POST)
     if form.is_valid():
         try:
-            group = services.group_create(workspace=workspace, actor=Actor.from_request(request),
+            group = services.group_create(workspace=workspace, acting=membership, actor=Actor.from_request(request),
                                           name=form.cleaned_data["name"])
-        except services.ServiceError as error:
-            _apply_errors(form, error)
+        except ServiceError as error:
+            apply_error(form, error)
         else:
             messages.success(request, f"Group “{group.name}” created.")
             return redirect("workspaces:group", slug=slug, group_id=group.pk)
@@ -316,10 +373,10 @@ def group_rename(request, slug, group_id):
     form = GroupForm(request.POST)
     if form.is_valid():
         try:
-            services.group_rename(group=group, actor=Actor.from_request(request),
+            services.group_rename(group=group, acting=membership, actor=Actor.from_request(request),
                                   name=form.cleaned_data["name"])
-        except services.ServiceError as error:
-            _apply_errors(form, error)
+        except ServiceError as error:
+            apply_error(form, error)
         else:
             messages.success(request, "Group renamed.")
             return redirect("workspaces:group", slug=slug, group_id=group.pk)
@@ -333,8 +390,12 @@ def group_delete(request, slug, group_id):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_GROUPS)
     group = _group_or_404(workspace, group_id)
     if request.method == "POST":
-        services.group_delete(group=group, actor=Actor.from_request(request))
-        messages.success(request, f"Group “{group.name}” deleted.")
+        try:
+            services.group_delete(group=group, acting=membership, actor=Actor.from_request(request))
+        except ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Group “{group.name}” deleted.")
         return redirect("workspaces:groups", slug=slug)
     return render_console(request, "console/confirm.html", membership, "groups", {
         "title": f"Delete the group “{group.name}”?",
@@ -352,10 +413,10 @@ def group_member_add(request, slug, group_id):
     form = GroupMemberForm(request.POST, group=group)
     if form.is_valid():
         try:
-            services.group_add_member(group=group, actor=Actor.from_request(request),
+            services.group_add_member(group=group, acting=membership, actor=Actor.from_request(request),
                                       membership=form.cleaned_data["member"])
-        except services.ServiceError as error:
-            _apply_errors(form, error)
+        except ServiceError as error:
+            apply_error(form, error)
         else:
             messages.success(request, f"{form.cleaned_data['member'].user.email} added to {group.name}.")
             return redirect("workspaces:group", slug=slug, group_id=group.pk)
@@ -369,8 +430,8 @@ def group_member_remove(request, slug, group_id, member_id):
     group = _group_or_404(workspace, group_id)
     target = _member_or_404(workspace, member_id)
     try:
-        services.group_remove_member(group=group, actor=Actor.from_request(request), membership=target)
-    except services.ServiceError as error:
+        services.group_remove_member(group=group, acting=membership, actor=Actor.from_request(request), membership=target)
+    except ServiceError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, f"{target.user.email} removed from {group.name}.")
@@ -400,10 +461,10 @@ def role_create(request, slug):
     form = CustomRoleForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         try:
-            role = services.custom_role_create(workspace=workspace, actor=Actor.from_request(request),
+            role = services.custom_role_create(workspace=workspace, acting=membership, actor=Actor.from_request(request),
                                                **form.service_kwargs())
-        except services.ServiceError as error:
-            _apply_errors(form, error)
+        except ServiceError as error:
+            apply_error(form, error)
         else:
             messages.success(request, f"Custom role “{role.name}” created.")
             return redirect("workspaces:roles", slug=slug)
@@ -425,10 +486,10 @@ def role_edit(request, slug, role_id):
         form = CustomRoleForm(request.POST, workspace=workspace)
         if form.is_valid():
             try:
-                services.custom_role_update(role=role, actor=Actor.from_request(request),
+                services.custom_role_update(role=role, acting=membership, actor=Actor.from_request(request),
                                             **form.service_kwargs())
-            except services.ServiceError as error:
-                _apply_errors(form, error)
+            except ServiceError as error:
+                apply_error(form, error)
             else:
                 messages.success(request, f"Custom role “{role.name}” saved.")
                 return redirect("workspaces:roles", slug=slug)
@@ -446,8 +507,13 @@ def role_delete(request, slug, role_id):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_CUSTOM_ROLES)
     role = _role_or_404(workspace, role_id)
     if request.method == "POST":
-        services.custom_role_delete(role=role, actor=Actor.from_request(request))
-        messages.success(request, f"Custom role “{role.name}” deleted.")
+        try:
+            services.custom_role_delete(role=role, acting=membership,
+                                        actor=Actor.from_request(request))
+        except ServiceError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Custom role “{role.name}” deleted.")
         return redirect("workspaces:roles", slug=slug)
     return render_console(request, "console/confirm.html", membership, "roles", {
         "title": f"Delete the custom role “{role.name}”?",
@@ -514,9 +580,29 @@ def audit_log_csv(request, slug):
                         ["time", "actor", "action", "target", "details", "ip", "user_agent"], rows)
 
 
+API_PREFIXES = ("/api/", "/codex/")
+
+
+def _api_error(request, status, code, message):
+    """Refusals under the API's paths keep the API's JSON error shape, never an HTML page."""
+    if request.path.startswith(API_PREFIXES):
+        from tokens.api import error_response
+
+        return error_response(status, code, message)
+    return None
+
+
+def bad_request(request, exception=None):
+    return _api_error(request, 400, "invalid_request", "The request could not be understood.") \
+        or render(request, "400.html", status=400)
+
+
 def permission_denied(request, exception=None):
     from .access import MissingPermission
 
+    api = _api_error(request, 403, "forbidden", "This request is not allowed.")
+    if api:
+        return api
     context = {"advice": None, "workspace": None}
     if isinstance(exception, MissingPermission):
         context["advice"] = str(exception)
@@ -525,9 +611,10 @@ def permission_denied(request, exception=None):
 
 
 def not_found(request, exception=None):
-    return render(request, "404.html", status=404)
+    return _api_error(request, 404, "not_found", "There is no such API call.") \
+        or render(request, "404.html", status=404)
 
 
 def server_error(request):
-    return render(request, "500.html", status=500)
-
+    return _api_error(request, 500, "server_error", "Something went wrong on our side.") \
+        or render(request, "500.html", status=500)

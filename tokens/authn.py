@@ -1,0 +1,206 @@
+"""Who a bearer token acts as, and whether it may act now.
+
+The check: bearer header only, token shape and checksum (no database), then one query by digest
+that also fetches everything the policy needs (expiry, revocation, the creator's membership,
+the plan, the toggles, custom roles held through groups), then `workspaces.permissions.holds`
+decides. Refusals are `Refusal` exceptions carrying the API's status and error code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import namedtuple
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from urllib.parse import unquote_plus
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.debug import sensitive_variables
+
+from workspaces.permissions import Facts, holds, may_use_tokens
+
+from . import codec
+
+_ACCESS_TOKEN_PARAM = re.compile(r'(?:^|[&{,\s])"?access_token"?\s*[=:]')
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+REVOKED = (401, "token_revoked", "This access token has been revoked.")
+EXPIRED = (401, "token_expired", "This access token has expired.")
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A token that may act, and what the responses need to say about it."""
+
+    token_id: int
+    token_name: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    workspace_id: int
+    workspace_slug: str
+    workspace_name: str
+    workspace_plan: str
+    user_id: int
+    user_email: str
+
+    def body(self) -> dict:
+        return {
+            "user": {"email": self.user_email},
+            "workspace": {"slug": self.workspace_slug, "name": self.workspace_name},
+            "token": {"id": self.token_id, "name": self.token_name,
+                      "expires_at": iso(self.expires_at)},
+        }
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def aware(value) -> datetime | None:
+    # PostgreSQL hands back aware datetimes; SQLite hands back text in UTC.
+    if value is None or isinstance(value, datetime):
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = parse_datetime(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# Everything the check needs about the token with digest %(digest)s, in one row. Raw SQL because
+# this runs on every API call: the ORM's query building costs more than the query. On
+# PostgreSQL it is prepared once per connection (see `cursor()`).
+FACTS_SQL = """
+SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, t.last_used_at,
+       w.id AS workspace_id, w.slug AS workspace_slug, w.name AS workspace_name, w.plan,
+       w.allow_codex_local, w.allow_access_tokens,
+       u.id AS user_id, u.email AS user_email, u.is_active AS user_active,
+       m.role,
+       EXISTS (SELECT 1 FROM workspaces_group_members gm
+               JOIN workspaces_customrole_groups rg ON rg.group_id = gm.group_id
+               JOIN workspaces_customrole cr ON cr.id = rg.customrole_id
+               WHERE gm.membership_id = m.id AND cr.workspace_id = m.workspace_id
+                 AND cr.grants_codex_local) AS custom_local,
+       EXISTS (SELECT 1 FROM workspaces_group_members gm
+               JOIN workspaces_customrole_groups rg ON rg.group_id = gm.group_id
+               JOIN workspaces_customrole cr ON cr.id = rg.customrole_id
+               WHERE gm.membership_id = m.id AND cr.workspace_id = m.workspace_id
+                 AND cr.grants_access_tokens) AS custom_tokens
+FROM tokens_accesstoken t
+JOIN workspaces_workspace w ON w.id = t.workspace_id
+JOIN workspaces_user u ON u.id = t.created_by_id
+LEFT JOIN workspaces_membership m
+       ON m.workspace_id = t.workspace_id AND m.user_id = t.created_by_id
+WHERE t.digest = %(digest)s
+"""
+
+
+@cache
+def _row_type(names: tuple[str, ...]):
+    return namedtuple("TokenFacts", names)
+
+
+def cursor():
+    """A cursor for the hot path's statements.
+
+    On PostgreSQL it binds parameters on the server, so psycopg prepares each statement once
+    per connection (unless DB_PREPARED_STATEMENTS=false): planning the lookup's joins costs
+    more than running it. It is still Django's cursor wrapper (errors, execute wrappers, query
+    logging all apply).
+
+    It skips Django's per-request health check (a SELECT 1 round trip): a connection that
+    died makes the statement fail, the call answers 503, and Django replaces the connection
+    at the start of the next request because an error occurred on it.
+    """
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
+
+
+def fetch_one(sql, params: dict):
+    """One row of `sql`, with its columns readable by name (None when there is no row)."""
+    with cursor() as c:
+        c.execute(sql, params)
+        row = c.fetchone()
+        if row is None:
+            return None
+        return _row_type(tuple(col[0] for col in c.description))._make(row)
+
+
+def token_outside_header(request) -> bool:
+    """Whether a token (or an access_token parameter) came in the query string or the body."""
+    query = unquote_plus(request.META.get("QUERY_STRING", ""))
+    if "access_token" in query or codec.FIND_RE.search(query):
+        return True
+    body = request.body.decode("utf-8", "replace") if request.body else ""
+    return bool(codec.FIND_RE.search(body) or _ACCESS_TOKEN_PARAM.search(body))
+
+
+@sensitive_variables("header", "credential")
+def digest_of_bearer(request) -> str:
+    """The digest of the request's bearer token, after every check that needs no database."""
+    if token_outside_header(request):
+        raise Refusal(400, "invalid_request",
+                      "Send the access token in the Authorization header as a Bearer token, "
+                      "never in the query string or the body.")
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise Refusal(401, "missing_token",
+                      f"Send an access token in the Authorization header: Bearer {codec.PREFIX}...")
+    kind = codec.classify(credential)
+    if kind in (codec.Kind.API_KEY, codec.Kind.SESSION_KEY):
+        what = "a Platform API key" if kind is codec.Kind.API_KEY else "a browser session key"
+        raise Refusal(401, "wrong_credential_type",
+                      f"This is {what}. Use a Codex access token ({codec.PREFIX}...) from the "
+                      "Access tokens page.")
+    if kind is codec.Kind.MALFORMED:
+        raise Refusal(401, "malformed_token", "This is not a valid Codex access token.")
+    return codec.digest(credential)
+
+
+def facts_of(row) -> Facts:
+    return Facts(role=row.role, plan=row.plan, allow_codex_local=bool(row.allow_codex_local),
+                 allow_access_tokens=bool(row.allow_access_tokens),
+                 custom_codex_local=bool(row.custom_local),
+                 custom_access_tokens=bool(row.custom_tokens))
+
+
+def decide(row, now) -> Grant:
+    """Whether the token whose facts are `row` may act now, by the policy. Raises `Refusal`."""
+    if row is None:
+        raise Refusal(401, "invalid_token", "This access token does not exist.")
+    if row.revoked_at is not None:
+        raise Refusal(*REVOKED)
+    expires_at = aware(row.expires_at)
+    if expires_at is not None and expires_at <= now:
+        raise Refusal(*EXPIRED)
+    if row.role is None or not row.user_active:
+        raise Refusal(403, "access_denied",
+                      "The member who created this token is no longer in the workspace.")
+    if not may_use_tokens(holds(facts_of(row))):
+        raise Refusal(403, "access_denied",
+                      "The token's creator no longer has Codex Local access and the access "
+                      "token permission in this workspace. Ask a workspace owner or admin to "
+                      "confirm that access tokens are enabled and that the role includes the "
+                      "access token permission.")
+    return Grant(token_id=row.token_id, token_name=row.token_name, expires_at=expires_at,
+                 last_used_at=aware(row.last_used_at), workspace_id=row.workspace_id,
+                 workspace_slug=row.workspace_slug, workspace_name=row.workspace_name,
+                 workspace_plan=row.plan, user_id=row.user_id, user_email=row.user_email)
+
+
+def authenticate(request, now) -> Grant:
+    """Decide whether the bearer token of this request may act now. Raises `Refusal`."""
+    return decide(fetch_one(FACTS_SQL, {"digest": digest_of_bearer(request)}), now)

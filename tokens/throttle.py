@@ -1,0 +1,60 @@
+"""Failed API attempts counted per client address, in Django's cache (Redis in production, so
+every worker and every server counts together).
+
+The throttle is a second line of defence: if the cache is down, calls go on (and say so in the
+log) rather than fail.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+
+def _keys(scope: str, ip: str) -> tuple[str, str]:
+    # One IPv6 client usually holds a whole /64: count it as one address.
+    if ":" in ip:
+        ip = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return f"{scope}:{ip}", f"{scope}-start:{ip}"
+
+
+def retry_after(ip: str, *, scope: str = "api-fail", limit: int | None = None,
+                window: int | None = None) -> int | None:
+    """Seconds until this address may try again, or None when it is not throttled."""
+    limit = settings.API_FAILURE_LIMIT if limit is None else limit
+    window = settings.API_FAILURE_WINDOW if window is None else window
+    count_key, start_key = _keys(scope, ip)
+    try:
+        values = cache.get_many([count_key, start_key])
+    except Exception:
+        logger.warning("Throttle %s: the cache is unreachable; not throttling", scope,
+                       exc_info=True)
+        return None
+    if values.get(count_key, 0) < limit:
+        return None
+    started = values.get(start_key, time.time())
+    return max(1, int(started + window - time.time()) + 1)
+
+
+def count(ip: str, *, scope: str = "api-fail", window: int | None = None) -> None:
+    """Count one attempt from this address; the window starts at its first attempt."""
+    window = settings.API_FAILURE_WINDOW if window is None else window
+    count_key, start_key = _keys(scope, ip)
+    try:
+        if cache.add(count_key, 1, timeout=window):
+            cache.set(start_key, time.time(), timeout=window)
+            return
+        try:
+            cache.incr(count_key)
+        except ValueError:  # expired between add and incr: start a new window
+            cache.set(count_key, 1, timeout=window)
+            cache.set(start_key, time.time(), timeout=window)
+    except Exception:
+        logger.warning("Throttle %s: the cache is unreachable; attempt not counted", scope,
+                       exc_info=True)

@@ -1,0 +1,59 @@
+"""Sign-in guarding, on django-axes.
+
+django-axes counts failed sign-ins (through Django's `user_login_failed` signal, so the
+console's sign-in page, the invitation page and Django admin's login all count) and refuses
+locked-out attempts in its authentication backend, before the password is checked. Axes has one
+failure limit for every lockout parameter; the contract has two (one per email, a larger one
+per address), and a successful sign-in clears the email's count only. `SignInGuard` is axes's
+cache handler with those two rules; the counts live in Django's cache (Redis in production,
+shared by every worker and server).
+"""
+
+from __future__ import annotations
+
+from axes.handlers.cache import AxesCacheHandler
+from axes.helpers import get_client_cache_keys, get_credentials
+from django.conf import settings
+from django.shortcuts import render
+
+from .audit import client_ip
+
+
+def username_of(request, credentials) -> str | None:
+    """The email a sign-in attempt names, lower-cased: one count per email, whatever its case."""
+    username = (credentials or {}).get(settings.AXES_USERNAME_FORM_FIELD)
+    return username.strip().lower() if isinstance(username, str) and username.strip() else None
+
+
+def address_of(request) -> str | None:
+    return client_ip(request)
+
+
+class SignInGuard(AxesCacheHandler):
+    """Refuse an email after `SIGN_IN_EMAIL_LIMIT` failures, an address after
+    `SIGN_IN_ADDRESS_LIMIT`, each within `SIGN_IN_WINDOW` seconds."""
+
+    def _counts(self, request, credentials) -> tuple[int, int]:
+        # AXES_LOCKOUT_PARAMETERS is ["username", "ip_address"]: one key for each, in order.
+        email_key, address_key = get_client_cache_keys(request, credentials)
+        email_count = self.cache.get(email_key, 0) if username_of(request, credentials) else 0
+        return email_count, self.cache.get(address_key, 0)
+
+    def is_locked(self, request, credentials=None) -> bool:
+        email_count, address_count = self._counts(request, credentials)
+        return (email_count >= settings.SIGN_IN_EMAIL_LIMIT
+                or address_count >= settings.SIGN_IN_ADDRESS_LIMIT)
+
+    def get_failures(self, request, credentials=None) -> int:
+        return max(self._counts(request, credentials))
+
+    def user_logged_in(self, sender, request, user, **kwargs):
+        """A successful sign-in clears its email's count (not its address's)."""
+        email_key, _ = get_client_cache_keys(request, get_credentials(user.get_username()))
+        self.cache.delete(email_key)
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """The answer to a refused sign-in: 429 and a page that says to try again later."""
+    minutes = max(1, settings.SIGN_IN_WINDOW // 60)
+    return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)
