@@ -5,8 +5,8 @@ README's configuration table.
 """
 
 import os
-from datetime import timedelta
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import environ

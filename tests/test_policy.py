@@ -97,7 +97,7 @@ def test_seeing_and_revoking_tokens(db, actor):
     revoked = tuple(permissions.can_revoke_token(me, t) for t in (own, others, foreign))
     assert seen == revoked == TOKENS[actor]
     listed = set(permissions.visible_tokens(me, AccessToken.objects.all()))
-    assert listed == {t for t, ok in zip((own, others, foreign), TOKENS[actor]) if ok}
+    assert listed == {t for t, ok in zip((own, others, foreign), TOKENS[actor], strict=True) if ok}
 
 
 PAGE = {

@@ -413,3 +413,50 @@ def test_only_active_tokens_offer_revoke_and_revoked_ones_stay_listed(client, ow
     assert "done" in rows and "Revoked" in rows
     assert revoke_url(done) not in rows and revoke_url(old) not in rows
     assert revoke_url(live) in rows
+
+
+# Found in review: each failed before its fix ----------------------------------------------
+
+
+@pytest.mark.parametrize("sort,order", [
+    ("expires", ["soon", "later", "never expires"]),
+    ("-expires", ["never expires", "later", "soon"]),
+    ("last_used", ["never used", "used long ago", "used today"]),
+    ("-last_used", ["used today", "used long ago", "never used"]),
+])
+def test_empty_dates_sort_the_same_on_every_database(client, owner, sort, order):
+    now = timezone.now()
+    if "expires" in sort:
+        make_token(owner, name="later", expires_at=now + timedelta(days=20))
+        make_token(owner, name="never expires", expires_at=None)
+        make_token(owner, name="soon", expires_at=now + timedelta(days=2))
+    else:
+        make_token(owner, name="used today", last_used_at=now)
+        make_token(owner, name="never used")
+        make_token(owner, name="used long ago", last_used_at=now - timedelta(days=40))
+    client.force_login(owner.user)
+    rows = table_of(client.get(LIST, {"sort": sort}))
+    positions = [rows.index(f"<strong>{name}</strong>") for name in order]
+    assert positions == sorted(positions)
+
+
+def test_a_seven_day_token_expires_in_seven_days(client, owner):
+    client.force_login(owner.user)
+    create(client, expiration="7")
+    assert "expires in 7 days" in table_of(client.get(LIST))
+
+
+def test_a_token_expiring_later_today_says_today(client, owner):
+    end_of_today = datetime.combine(timezone.now().date(), time.max, tzinfo=UTC)
+    make_token(owner, name="t", expires_at=end_of_today)
+    client.force_login(owner.user)
+    assert "expires today" in table_of(client.get(LIST))
+
+
+def test_the_command_refuses_a_negative_lifetime(owner):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--days"):
+        call_command("create_access_token", "alice@acme.test", "acme", "--name", "x",
+                     "--days", "-5")
+    assert not AccessToken.objects.exists()

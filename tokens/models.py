@@ -96,9 +96,20 @@ class Run(models.Model):
     command = models.CharField(max_length=2000, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Runs of the Codex CLI through the console's gateway: one run per thread (a `codex exec`
+    # or an interactive session), its turns counted.
+    thread_id = models.CharField(max_length=100, blank=True, db_default="")
+    model = models.CharField(max_length=100, blank=True, db_default="")
+    sandbox_mode = models.CharField(max_length=50, blank=True, db_default="")
+    turns = models.PositiveIntegerField(default=1, db_default=1)
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        constraints = [
+            # Only gateway runs have a thread: the index stays empty for API runs.
+            models.UniqueConstraint(fields=["token", "thread_id"], condition=~models.Q(thread_id=""),
+                                    name="run_token_thread_unique"),
+        ]
         indexes = [
             models.Index(fields=["workspace", "-started_at", "-id"], name="run_ws_time"),
             models.Index(fields=["workspace", "user", "-started_at"], name="run_ws_user"),

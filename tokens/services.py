@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -21,7 +22,7 @@ from workspaces.models import Membership, Workspace
 from workspaces.permissions import Perm
 
 from . import codec
-from .authn import FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
+from .authn import EXPIRED, FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
 from .models import AccessToken, Run
 
 NAME_MAX = 100
@@ -165,6 +166,22 @@ def _lock_acting(acting: Membership) -> Membership:
     return acting
 
 
+def suspended_creators(workspace: Workspace, **workspace_settings) -> dict[int, int]:
+    """{user id: active tokens} of the members whose active tokens cannot start runs because
+    they lack the access token permission: now, or if the toggles were `workspace_settings`."""
+    active = dict(
+        _active(AccessToken.objects.filter(workspace=workspace), timezone.now())
+        .values("created_by_id").annotate(n=Count("id")).values_list("created_by_id", "n")
+    )
+    if not active:
+        return {}
+    creators = Membership.objects.filter(workspace=workspace, user_id__in=active).select_related(
+        "workspace")
+    perms = permissions.perms_of_many(creators, **workspace_settings)
+    return {user_id: n for user_id, n in active.items()
+            if not permissions.may_use_tokens(perms.get(user_id, frozenset()))}
+
+
 @transaction.atomic
 def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
     """Revoke every active token of the workspace whose creator no longer holds the access
@@ -173,18 +190,11 @@ def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
     acting = _lock_acting(acting)
     if not permissions.can_see_all_tokens(acting):
         raise Forbidden("Only owners and admins can revoke other members' tokens.")
-    now = timezone.now()
-    tokens = list(_active(AccessToken.objects.filter(workspace=workspace), now)
-                  .select_related("workspace", "created_by"))
-    creators = Membership.objects.filter(
-        workspace=workspace, user_id__in={t.created_by_id for t in tokens}
-    ).select_related("workspace")
-    perms = permissions.perms_of_many(creators)
-    return sum(
-        _revoke(t, actor, "suspended: the creator lacks the access token permission")
-        for t in tokens
-        if not permissions.may_use_tokens(perms.get(t.created_by_id, frozenset()))
-    )
+    stopped = suspended_creators(workspace)
+    tokens = _active(AccessToken.objects.filter(workspace=workspace, created_by_id__in=stopped),
+                     timezone.now()).select_related("workspace", "created_by")
+    reason = "suspended: the creator lacks the access token permission"
+    return sum(_revoke(t, actor, reason) for t in tokens)
 
 
 # The API's writes ----------------------------------------------------------------------------
@@ -202,11 +212,13 @@ def token_touch(*, grant: Grant, ip: str | None, now) -> None:
 
 
 # Check and record a run in one statement, one round trip (PostgreSQL). It returns the token's
-# facts row (for the Python check, which decides the answer) with the new run's id at the end,
+# facts row (for the Python check, which decides the answer) with the run's id at the end,
 # NULL there when no run was recorded. The conditional UPDATE takes the token's row lock and
 # re-checks revocation and expiry under it, so a revocation that committed first always wins;
 # only a token that passes the policy (its SQL form, `permissions.TOKEN_USE_SQL`) yields a row
-# for the INSERT. Raw SQL for the same reason as FACTS_SQL.
+# for the INSERT. A later turn of a Codex CLI thread adds a turn to that thread's run instead
+# of recording another (API runs have no thread, so never conflict). Raw SQL for the same
+# reason as FACTS_SQL.
 RUN_START_SQL = f"""
 WITH f AS ({FACTS_SQL}),
 used AS (
@@ -219,9 +231,12 @@ used AS (
 ),
 run AS (
     INSERT INTO tokens_run (workspace_id, token_id, user_id, started_at, client, command, ip,
-                            user_agent)
-    SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, %(agent)s
+                            user_agent, thread_id, model, sandbox_mode, turns)
+    SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, %(agent)s,
+           %(thread_id)s, %(model)s, %(sandbox_mode)s, 1
     FROM used
+    ON CONFLICT (token_id, thread_id) WHERE thread_id <> ''
+    DO UPDATE SET turns = tokens_run.turns + 1
     RETURNING id
 )
 SELECT f.*, (SELECT id FROM run) AS run_id FROM f
@@ -237,22 +252,30 @@ def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
         ).update(last_used_at=now, last_used_ip=params["ip"])
         if not used:
             return grant, None
+        if params["thread_id"]:
+            run = Run.objects.filter(token_id=grant.token_id, thread_id=params["thread_id"]).first()
+            if run is not None:
+                Run.objects.filter(pk=run.pk).update(turns=F("turns") + 1)
+                return grant, run.pk
         return grant, Run.objects.create(
             workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
             started_at=now, client=params["client"], command=params["command"],
-            ip=params["ip"], user_agent=params["agent"],
+            ip=params["ip"], user_agent=params["agent"], thread_id=params["thread_id"],
+            model=params["model"], sandbox_mode=params["sandbox_mode"],
         ).pk
 
 
-def run_start(*, digest: str, now, client: str, command: str, ip: str | None,
-              agent: str) -> tuple[Grant, int]:
-    """Decide whether the token with this digest may start a run now, and record the run.
+def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, command: str = "",
+              thread_id: str = "", model: str = "", sandbox_mode: str = "") -> tuple[Grant, int]:
+    """Decide whether the token with this digest may start a run now, and record the run (or,
+    for a later turn of a Codex CLI thread, count the turn on that thread's run).
 
     Raises `Refusal` (nothing recorded) when it may not, including when a revocation or the
     expiry won the race with this call.
     """
     params = {"digest": digest, "now": now, "client": client, "command": command, "ip": ip,
-              "agent": agent}
+              "agent": agent, "thread_id": thread_id, "model": model,
+              "sandbox_mode": sandbox_mode}
     if connection.vendor == "postgresql":
         row = fetch_one(RUN_START_SQL, params)
         grant, run_id = decide(row, now), (row.run_id if row else None)
@@ -260,6 +283,6 @@ def run_start(*, digest: str, now, client: str, command: str, ip: str | None,
         grant, run_id = _run_start_portable(params, now)
     if run_id is None:  # revoked (or expired) between the check and the write
         if grant.expires_at is not None and grant.expires_at <= now:
-            raise Refusal(401, "token_expired", "This access token has expired.")
+            raise Refusal(*EXPIRED)
         raise Refusal(*REVOKED)
     return grant, run_id

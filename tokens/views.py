@@ -49,8 +49,8 @@ def _ordering(sort: str):
         # Empty values first when they sort as the largest and we go down, or the smallest
         # and we go up.
         empty_first = (empty == "largest") == descending
-        first = (expression.desc if descending else expression.asc)(
-            nulls_first=empty_first, nulls_last=not empty_first)
+        nulls = {"nulls_first": True} if empty_first else {"nulls_last": True}
+        first = expression.desc(**nulls) if descending else expression.asc(**nulls)
     return [first, F("id").desc() if descending else F("id").asc()]
 
 

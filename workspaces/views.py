@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tokens.models import AccessToken
+from tokens.services import suspended_creators
 
 from . import permissions, services
 from .access import current_membership, workspace_access
@@ -82,34 +82,14 @@ def overview(request, slug):
     })
 
 
-def suspended_tokens(workspace, **workspace_settings) -> tuple[int, int]:
-    """(active tokens, members) that cannot start runs because their creators lack the access
-    token permission, now or under the given toggles."""
-    now = timezone.now()
-    creators = list(
-        Membership.objects.filter(
-            workspace=workspace,
-            user__access_tokens__workspace=workspace,
-            user__access_tokens__revoked_at__isnull=True,
-        ).filter(Q(user__access_tokens__expires_at__isnull=True)
-                 | Q(user__access_tokens__expires_at__gt=now))
-        .annotate(active_tokens=Count("user__access_tokens")).select_related("workspace")
-    )
-    perms = permissions.perms_of_many(creators, **workspace_settings)
-    stopped = [m for m in creators if not permissions.may_use_tokens(perms[m.user_id])]
-    return sum(m.active_tokens for m in stopped), len(stopped)
-
-
 def _settings_page(request, workspace, membership, form, status=200):
-    tokens_now, members_now = suspended_tokens(workspace)
-    if workspace.allow_access_tokens:
-        tokens_off, members_off = suspended_tokens(workspace, allow_access_tokens=False)
-    else:
-        tokens_off, members_off = tokens_now, members_now
+    now = suspended_creators(workspace)
+    if_off = suspended_creators(workspace, allow_access_tokens=False) \
+        if workspace.allow_access_tokens else now
     return render_console(request, "workspaces/settings.html", membership, "settings", {
         "form": form,
-        "suspended": {"tokens": tokens_now, "members": members_now},
-        "if_off": {"tokens": tokens_off, "members": members_off},
+        "suspended": {"tokens": sum(now.values()), "members": len(now)},
+        "if_off": {"tokens": sum(if_off.values()), "members": len(if_off)},
         "can_revoke_others": permissions.can_see_all_tokens(membership),
     }, status=status)
 
@@ -333,7 +313,8 @@ def group_create(request, slug):
     form = GroupForm(request.POST)
     if form.is_valid():
         try:
-            group = services.group_create(workspace=workspace, acting=membership, actor=Actor.from_request(request),
+            group = services.group_create(workspace=workspace, acting=membership,
+                                          actor=Actor.from_request(request),
                                           name=form.cleaned_data["name"])
         except ServiceError as error:
             apply_error(form, error)
@@ -430,7 +411,8 @@ def group_member_remove(request, slug, group_id, member_id):
     group = _group_or_404(workspace, group_id)
     target = _member_or_404(workspace, member_id)
     try:
-        services.group_remove_member(group=group, acting=membership, actor=Actor.from_request(request), membership=target)
+        services.group_remove_member(group=group, acting=membership,
+                                     actor=Actor.from_request(request), membership=target)
     except ServiceError as error:
         messages.error(request, error.message)
     else:
@@ -461,7 +443,8 @@ def role_create(request, slug):
     form = CustomRoleForm(request.POST or None, workspace=workspace)
     if request.method == "POST" and form.is_valid():
         try:
-            role = services.custom_role_create(workspace=workspace, acting=membership, actor=Actor.from_request(request),
+            role = services.custom_role_create(workspace=workspace, acting=membership,
+                                               actor=Actor.from_request(request),
                                                **form.service_kwargs())
         except ServiceError as error:
             apply_error(form, error)

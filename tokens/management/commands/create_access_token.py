@@ -5,8 +5,8 @@ from django.utils import timezone
 
 from tokens.services import token_create
 from workspaces.audit import Actor
+from workspaces.errors import ServiceError
 from workspaces.models import Membership
-from workspaces.services import ServiceError
 
 
 class Command(BaseCommand):
@@ -29,6 +29,8 @@ class Command(BaseCommand):
         )
         if membership is None:
             raise CommandError(f"{email} is not a member of the workspace “{workspace}”.")
+        if days < 0:
+            raise CommandError("--days must be 0 (no expiration) or a number of days.")
         expires_at = timezone.now() + timedelta(days=days) if days > 0 else None
         try:
             _, plaintext = token_create(

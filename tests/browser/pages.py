@@ -1,0 +1,63 @@
+"""Every page of the console, with the data that makes each show its parts: shared by the
+browser tests that visit them all (CSP, accessibility, narrow screens, themes)."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from tests.factories import GroupFactory, make_run, make_token
+from workspaces.models import CustomRole, Invitation
+
+
+def seed(owner, admin, member_with_token_permission, member):
+    """Tokens in every state, runs, an invitation, a group and a custom role."""
+    now = timezone.now()
+    ci, _ = make_token(member_with_token_permission, name="release-ci", last_used_at=now)
+    make_token(owner, name="nightly-docs-check", expires_at=None)
+    make_token(owner, name="staging-deploy", expires_at=now + timedelta(days=3))
+    make_token(admin, name="old-laptop", revoked_at=now - timedelta(days=1), revoked_by=owner.user)
+    make_token(member_with_token_permission, name="q3-migration",
+               expires_at=now - timedelta(days=2))
+    for n in range(5):
+        make_run(ci, client="github-actions", command=f"codex exec 'fix test {n}'",
+                 started_at=now - timedelta(hours=n))
+    Invitation.objects.create(workspace=owner.workspace, email="new@acme.test", role="member",
+                              invited_by=owner.user, key_digest="0" * 64,
+                              expires_at=now + timedelta(days=7))
+    group = GroupFactory(workspace=owner.workspace, name="Docs team")
+    role = CustomRole.objects.get(workspace=owner.workspace, name="Automation")
+    return {"token": ci, "group": group, "role": role, "member": member}
+
+
+def signed_in_pages(data):
+    """(path, name) of every page an owner of "acme" can open."""
+    base = "/w/acme/"
+    token, group, role, member = data["token"], data["group"], data["role"], data["member"]
+    return [
+        (base, "overview"),
+        (base + "admin/access-tokens/", "access-tokens"),
+        (base + "admin/access-tokens/new/", "access-tokens-new"),
+        (base + f"admin/access-tokens/{token.pk}/revoke/", "access-token-revoke"),
+        (base + "admin/members/", "members"),
+        (base + f"admin/members/{member.pk}/remove/", "member-remove"),
+        (base + "admin/groups/", "groups"),
+        (base + f"admin/groups/{group.pk}/", "group"),
+        (base + f"admin/groups/{group.pk}/delete/", "group-delete"),
+        (base + "admin/roles/", "roles"),
+        (base + "admin/roles/new/", "role-new"),
+        (base + f"admin/roles/{role.pk}/", "role"),
+        (base + f"admin/roles/{role.pk}/delete/", "role-delete"),
+        (base + "admin/settings/", "settings"),
+        (base + "admin/governance/", "governance"),
+        (base + "admin/audit-log/", "audit-log"),
+        ("/accounts/password_change/", "password-change"),
+    ]
+
+
+ANONYMOUS_PAGES = [
+    ("/accounts/login/", "login"),
+    ("/accounts/password_reset/", "password-reset"),
+    ("/accounts/password_reset/done/", "password-reset-done"),
+    ("/invitations/not-a-key/", "invitation-invalid"),
+    ("/no-such-page/", "not-found"),
+]

@@ -1,0 +1,243 @@
+"""Joining takes consent: owners and admins invite by email and role; the invitee signs in or
+creates an account on the invitation page and accepts. Single use, 7 days, its email only,
+owners only for owner invitations, every step audited, and the same answer whatever the email."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from workspaces.models import AuditEvent, Invitation, Membership, Role, User
+
+from .factories import UserFactory
+
+MEMBERS = "/w/acme/admin/members/"
+INVITE = MEMBERS + "invite/"
+
+
+def invite(client, email="new@acme.test", role="member"):
+    return client.post(INVITE, {"email": email, "role": role})
+
+
+def link_in(message) -> str:
+    return re.search(r"http://testserver(/invitations/[^/\s]+/)", message.body).group(1)
+
+
+def test_an_invitation_mails_a_link_and_is_listed_as_pending(client, owner):
+    client.force_login(owner.user)
+    response = invite(client, "New@Acme.test", "admin")
+    assert response.status_code == 302
+    (message,) = mail.outbox
+    assert message.to == ["new@acme.test"]
+    assert "Acme Corp" in message.subject and "as admin" in message.body
+    page = client.get(MEMBERS).content.decode()
+    assert "Pending invitations" in page and "new@acme.test" in page
+    event = AuditEvent.objects.get(action="invitation.sent")
+    assert (event.target, event.details, event.actor) == ("new@acme.test", {"role": "admin"},
+                                                          owner.user)
+    assert not Membership.objects.filter(user__email="new@acme.test").exists()
+
+
+def test_the_key_is_never_stored(client, owner):
+    client.force_login(owner.user)
+    invite(client)
+    key = link_in(mail.outbox[0]).split("/")[2]
+    invitation = Invitation.objects.get()
+    assert key not in invitation.key_digest and len(invitation.key_digest) == 64
+
+
+def test_the_answer_is_the_same_whether_or_not_the_email_has_an_account(client, admin):
+    UserFactory(email="known@example.test")
+    client.force_login(admin.user)
+    answers = []
+    for email in ("known@example.test", "unknown@example.test"):
+        response = client.post(INVITE, {"email": email, "role": "member"}, follow=True)
+        flashes = re.search(r'<div class="flashes".*?</div>\s*</div>', response.content.decode(),
+                            re.S).group(0)
+        answers.append((response.status_code, response.redirect_chain,
+                        flashes.replace(email, "EMAIL")))
+    assert answers[0] == answers[1]
+    assert len(mail.outbox) == 2
+    pending = client.get(MEMBERS).content.decode().split('id="pending-heading"')[1]
+    pending = pending.split("</table>")[0]
+    assert pending.count("<tr>") == 3  # a header and one row each, alike
+
+
+def test_admins_cannot_invite_owners(client, admin):
+    client.force_login(admin.user)
+    page = client.get(MEMBERS).content.decode()
+    assert '<option value="owner"' not in page.split('id="invite-heading"')[1].split("</form>")[0]
+    response = invite(client, role="owner")
+    assert response.status_code == 400
+    assert b"Only owners can invite an owner" in response.content
+    assert not Invitation.objects.exists() and not mail.outbox
+
+
+def test_owners_invite_owners(client, owner):
+    client.force_login(owner.user)
+    assert invite(client, role="owner").status_code == 302
+    assert Invitation.objects.get().role == Role.OWNER
+
+
+@pytest.mark.parametrize("data,error", [
+    ({"email": "", "role": "member"}, "Enter the email address to invite."),
+    ({"email": "not-an-email", "role": "member"}, "Enter a valid email address"),
+    ({"email": "bob@acme.test", "role": "member"}, "bob@acme.test is already a member of Acme Corp"),
+    ({"email": "x@acme.test", "role": "emperor"}, "Only owners can invite an owner."),
+    ({"email": "a" * 250 + "@acme.test", "role": "member"}, "at most 254 characters"),
+])
+def test_bad_input_invites_nobody(client, owner, member, data, error):
+    client.force_login(owner.user)
+    response = client.post(INVITE, data)
+    assert response.status_code == 400
+    assert error in response.content.decode()
+    assert not Invitation.objects.exists() and not mail.outbox
+    assert not AuditEvent.objects.exists()
+
+
+def test_members_cannot_invite_and_outsiders_get_a_404(client, member, outsider):
+    client.force_login(member.user)
+    assert invite(client).status_code == 403
+    client.force_login(outsider.user)
+    assert invite(client).status_code == 404
+    assert not Invitation.objects.exists()
+
+
+def test_inviting_again_resends_with_a_new_link(client, owner):
+    client.force_login(owner.user)
+    invite(client)
+    invite(client, role="admin")
+    first, second = (link_in(m) for m in mail.outbox)
+    assert Invitation.objects.count() == 1 and Invitation.objects.get().role == Role.ADMIN
+    assert client.get(first).status_code == 404
+    assert client.get(second).status_code == 200
+
+
+def test_resend_and_cancel(client, owner):
+    client.force_login(owner.user)
+    invite(client)
+    invitation = Invitation.objects.get()
+    old = link_in(mail.outbox[0])
+    assert client.post(f"/w/acme/admin/invitations/{invitation.pk}/resend/").status_code == 302
+    new = link_in(mail.outbox[1])
+    assert new != old
+    client.logout()
+    gone = client.get(old)
+    assert gone.status_code == 404 and b"This invitation is no longer valid" in gone.content
+    client.force_login(owner.user)
+    cancel = f"/w/acme/admin/invitations/{invitation.pk}/cancel/"
+    assert b"Cancel the invitation for new@acme.test?" in client.get(cancel).content
+    assert client.post(cancel).status_code == 302
+    client.logout()
+    assert client.get(new).status_code == 404
+    assert list(AuditEvent.objects.order_by("id").values_list("action", flat=True)) == [
+        "invitation.sent", "invitation.resent", "invitation.cancelled"]
+    client.force_login(owner.user)
+    assert "Pending invitations" not in client.get(MEMBERS).content.decode()
+
+
+def test_admins_cannot_resend_or_cancel_owner_invitations(client, owner, admin):
+    client.force_login(owner.user)
+    invite(client, role="owner")
+    invitation = Invitation.objects.get()
+    client.force_login(admin.user)
+    client.post(f"/w/acme/admin/invitations/{invitation.pk}/resend/")
+    assert client.post(f"/w/acme/admin/invitations/{invitation.pk}/cancel/").status_code == 403
+    invitation.refresh_from_db()
+    assert invitation.cancelled_at is None and len(mail.outbox) == 1
+
+
+def test_another_workspaces_invitation_is_a_404(client, owner, outsider):
+    client.force_login(owner.user)
+    invite(client)
+    invitation = Invitation.objects.get()
+    client.force_login(outsider.user)
+    assert client.post(f"/w/globex/admin/invitations/{invitation.pk}/cancel/").status_code == 404
+
+
+# The invitation page ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def invited(client, owner):
+    """The link of an invitation for new@acme.test as admin; the client is signed out."""
+    client.force_login(owner.user)
+    invite(client, "new@acme.test", "admin")
+    client.logout()
+    return link_in(mail.outbox[-1])
+
+
+def test_a_newcomer_creates_an_account_and_accepts(client, invited):
+    page = client.get(invited).content.decode()
+    assert "Create your account" in page and "new@acme.test" in page
+    response = client.post(invited + "account/", {
+        "name": "Nia New", "password1": "a-long-enough-secret", "password2": "a-long-enough-secret"})
+    assert response.status_code == 302 and response["Location"] == invited
+    user = User.objects.get(email="new@acme.test")
+    assert user.name == "Nia New" and user.check_password("a-long-enough-secret")
+    assert not Membership.objects.filter(user=user).exists()  # not before Accept
+    assert b">Accept</button>" in client.get(invited).content
+    accepted = client.post(invited)
+    assert accepted.status_code == 302 and accepted["Location"] == "/w/acme/"
+    assert Membership.objects.get(user=user).role == Role.ADMIN
+    assert list(AuditEvent.objects.order_by("id").values_list("action", "target"))[-2:] == [
+        ("invitation.account_created", "new@acme.test"), ("invitation.accepted", "new@acme.test")]
+    assert client.get(invited).status_code == 404  # it works once
+
+
+def test_a_weak_password_or_a_mismatch_creates_nothing(client, invited):
+    for p1, p2, error in (("short", "short", "too short"),
+                          ("a-long-enough-secret", "another-long-secret", "The two passwords differ")):
+        response = client.post(invited + "account/", {"name": "Nia", "password1": p1,
+                                                      "password2": p2})
+        assert response.status_code == 400 and error in response.content.decode()
+    assert not User.objects.filter(email="new@acme.test").exists()
+
+
+def test_someone_with_an_account_signs_in_and_accepts(client, invited, password):
+    UserFactory(email="new@acme.test")
+    page = client.get(invited).content.decode()
+    assert "Sign in to accept" in page and "Create your account" not in page
+    wrong = client.post(invited + "sign-in/", {"password": "nope"})
+    assert wrong.status_code == 400 and b"do not match an account" in wrong.content
+    assert client.post(invited + "sign-in/", {"password": password}).status_code == 302
+    assert client.post(invited).status_code == 302
+    assert Membership.objects.get(user__email="new@acme.test").role == Role.ADMIN
+
+
+def test_the_invitation_page_counts_failed_sign_ins(client, invited, password):
+    UserFactory(email="new@acme.test")
+    for _ in range(10):
+        client.post(invited + "sign-in/", {"password": "nope"})
+    assert client.post(invited + "sign-in/", {"password": password}).status_code == 429
+
+
+def test_it_is_bound_to_its_email(client, invited, member):
+    client.force_login(member.user)
+    page = client.get(invited).content.decode()
+    assert "This invitation is for new@acme.test" in page and ">Accept</button>" not in page
+    refused = client.post(invited)
+    assert refused.status_code == 403
+    assert not Membership.objects.filter(user=member.user, role=Role.ADMIN).exists()
+    assert not AuditEvent.objects.filter(action="invitation.accepted").exists()
+
+
+def test_an_expired_invitation_is_no_longer_valid(client, invited):
+    Invitation.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.get(invited)
+    assert response.status_code == 404
+    assert b"This invitation is no longer valid" in response.content
+    assert client.post(invited + "account/", {"name": "x", "password1": "a-long-enough-secret",
+                                              "password2": "a-long-enough-secret"}).status_code == 404
+    assert not User.objects.filter(email="new@acme.test").exists()
+
+
+def test_it_expires_after_seven_days(client, invited):
+    invitation = Invitation.objects.get()
+    assert timedelta(days=7) - (invitation.expires_at - invitation.sent_at) < timedelta(seconds=1)
+
+
+def test_an_unknown_key_is_a_404(client, db):
+    assert client.get("/invitations/not-a-key/").status_code == 404

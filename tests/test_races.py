@@ -1,0 +1,168 @@
+"""The policy decides inside the lock: writes that race each other, with real threads and real
+connections. One write holds its transaction open; the other, sent from a page loaded before,
+waits for the lock and then decides on what the first one committed."""
+
+import threading
+import time
+from functools import partial
+
+import pytest
+from django.db import connections, transaction
+from django.test import Client
+
+from workspaces import services
+from workspaces.audit import Actor
+from workspaces.models import AuditEvent, Membership, Role, Workspace
+
+from .factories import MembershipFactory, UserFactory, WorkspaceFactory
+
+
+@pytest.fixture
+def cast(transactional_db):
+    workspace = WorkspaceFactory(slug="acme", allow_codex_local=True, allow_access_tokens=True)
+    return {
+        "workspace": workspace,
+        "owner": MembershipFactory(workspace=workspace, role=Role.OWNER,
+                                   user=UserFactory(email="owner@acme.test")),
+        "admin": MembershipFactory(workspace=workspace, role=Role.ADMIN,
+                                   user=UserFactory(email="admin@acme.test")),
+        "target": MembershipFactory(workspace=workspace, role=Role.ADMIN,
+                                    user=UserFactory(email="target@acme.test")),
+    }
+
+
+def hold(change):
+    """Run `change()` in a transaction that stays open until the returned `commit` is set."""
+    done, commit = threading.Event(), threading.Event()
+
+    def run():
+        try:
+            with transaction.atomic():
+                change()
+                done.set()
+                commit.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert done.wait(10)
+    return commit, thread
+
+
+def send(membership, method, url, data=None):
+    """A request from `membership`'s browser, in a thread; returns (thread, results)."""
+    results = []
+
+    def run():
+        try:
+            client = Client()
+            client.force_login(membership.user)
+            response = getattr(client, method)(url, data or {}, follow=True)
+            results.append(response)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+def race(cast, change, request_from, url, data):
+    commit, holder = hold(change)
+    sender, results = send(request_from, "post", url, data)
+    time.sleep(0.5)
+    assert sender.is_alive(), "the second write waits for the first one's lock"
+    commit.set()
+    holder.join(10)
+    sender.join(20)
+    (response,) = results
+    return response
+
+
+def promote(cast):
+    return partial(services.member_change_role, membership=cast["target"], acting=cast["owner"],
+                   actor=Actor(cast["owner"].user), role=Role.OWNER)
+
+
+def test_an_admin_cannot_demote_whom_an_owner_just_promoted(cast):
+    target = cast["target"]
+    response = race(cast, promote(cast), cast["admin"], f"/w/acme/admin/members/{target.pk}/role/",
+                    {"role": "member"})
+    assert b"Only owners can make or unmake owners" in response.content
+    assert Membership.objects.get(pk=target.pk).role == Role.OWNER
+    assert list(AuditEvent.objects.values_list("action", "details")) == [
+        ("member.role_changed", {"before": "admin", "after": "owner"})]
+
+
+def test_an_admin_cannot_remove_whom_an_owner_just_promoted(cast):
+    target = cast["target"]
+    response = race(cast, promote(cast), cast["admin"],
+                    f"/w/acme/admin/members/{target.pk}/remove/", {})
+    assert b"Only owners can remove an owner" in response.content
+    assert Membership.objects.get(pk=target.pk).role == Role.OWNER
+    assert AuditEvent.objects.filter(action="member.removed").count() == 0
+
+
+def test_an_admin_demoted_meanwhile_can_no_longer_manage_members(cast):
+    demote_admin = partial(
+        services.member_change_role, membership=cast["admin"], acting=cast["owner"],
+        actor=Actor(cast["owner"].user), role=Role.MEMBER)
+    target = cast["target"]
+    race(cast, demote_admin, cast["admin"], f"/w/acme/admin/members/{target.pk}/role/",
+         {"role": "member"})
+    assert Membership.objects.get(pk=target.pk).role == Role.ADMIN
+
+
+def test_two_stale_settings_saves_both_prevail_and_both_are_audited(cast):
+    workspace = cast["workspace"]
+    tokens_off = partial(
+        services.workspace_update_settings, workspace=workspace, acting=cast["owner"],
+        actor=Actor(cast["owner"].user), allow_access_tokens=False)
+    # The admin's page was loaded before: it showed both toggles on.
+    response = race(cast, tokens_off, cast["admin"], "/w/acme/admin/settings/", {
+        "allow_access_tokens": "on",
+        "shown_allow_codex_local": "True", "shown_allow_access_tokens": "True"})
+    assert b"Settings saved." in response.content
+    workspace = Workspace.objects.get(pk=workspace.pk)
+    assert (workspace.allow_codex_local, workspace.allow_access_tokens) == (False, False)
+    assert list(AuditEvent.objects.order_by("id").values_list("actor_email", "details")) == [
+        ("owner@acme.test", {"allow_access_tokens": {"before": True, "after": False}}),
+        ("admin@acme.test", {"allow_codex_local": {"before": True, "after": False}}),
+    ]
+
+
+def test_a_save_of_every_toggle_audits_against_the_locked_values(cast):
+    workspace = cast["workspace"]
+    tokens_off = partial(
+        services.workspace_update_settings, workspace=workspace, acting=cast["owner"],
+        actor=Actor(cast["owner"].user), allow_access_tokens=False)
+    # A script posting both toggles, without the values a page showed: it sets both.
+    race(cast, tokens_off, cast["admin"], "/w/acme/admin/settings/",
+         {"allow_codex_local": "on", "allow_access_tokens": "on"})
+    workspace = Workspace.objects.get(pk=workspace.pk)
+    assert (workspace.allow_codex_local, workspace.allow_access_tokens) == (True, True)
+    assert list(AuditEvent.objects.order_by("id").values_list("details", flat=True)) == [
+        {"allow_access_tokens": {"before": True, "after": False}},
+        {"allow_access_tokens": {"before": False, "after": True}},
+    ]
+
+
+def test_a_custom_role_change_audits_against_the_locked_role(cast):
+    from workspaces.models import CustomRole
+
+    role = CustomRole.objects.create(workspace=cast["workspace"], name="Automation",
+                                     grants_access_tokens=True)
+    grant_local = partial(
+        services.custom_role_update, role=role, acting=cast["owner"],
+        actor=Actor(cast["owner"].user), name="Automation", grants_codex_local=True,
+        grants_access_tokens=True)
+    # The admin's stale form also says both; only the name differs.
+    race(cast, grant_local, cast["admin"], f"/w/acme/admin/roles/{role.pk}/",
+         {"name": "CI automation", "permissions": ["codex_local", "access_tokens"]})
+    events = list(AuditEvent.objects.order_by("id").values_list("details", flat=True))
+    assert events == [
+        {"permissions": {"before": ["Codex access tokens"],
+                         "after": ["Codex Local", "Codex access tokens"]}},
+        {"name": {"before": "Automation", "after": "CI automation"}},
+    ]

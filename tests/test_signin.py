@@ -1,0 +1,182 @@
+"""Sign-in is guarded (django-axes with the contract's limits), password resets are limited and
+tell nobody which emails have accounts, and reset mail goes out through a real SMTP server."""
+
+import re
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+
+from .factories import UserFactory
+
+LOGIN = "/accounts/login/"
+ADMIN_LOGIN = "/django-admin/login/"
+RESET = "/accounts/password_reset/"
+
+
+def sign_in(client, email, password, url=LOGIN, **extra):
+    return client.post(url, {"username": email, "password": password}, **extra)
+
+
+def fail(client, email, times, url=LOGIN, **extra):
+    for _ in range(times):
+        response = sign_in(client, email, "wrong-password", url, **extra)
+        assert response.status_code == 200, response.status_code
+
+
+def test_ten_failures_refuse_the_eleventh_attempt_even_with_the_right_password(
+        client, owner, password):
+    fail(client, "alice@acme.test", 10)
+    response = sign_in(client, "alice@acme.test", password)
+    assert response.status_code == 429
+    assert b"Try again later" in response.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_nine_failures_still_let_the_right_password_in(client, owner, password):
+    fail(client, "alice@acme.test", 9)
+    assert sign_in(client, "alice@acme.test", password).status_code == 302
+
+
+def test_the_email_is_counted_whatever_its_case(client, owner, password):
+    fail(client, "ALICE@acme.test", 5)
+    fail(client, "alice@ACME.test", 5)
+    assert sign_in(client, "alice@acme.test", password).status_code == 429
+
+
+def test_a_success_clears_the_emails_count(client, owner, password):
+    fail(client, "alice@acme.test", 9)
+    assert sign_in(client, "alice@acme.test", password).status_code == 302
+    client.post("/accounts/logout/")
+    fail(client, "alice@acme.test", 9)
+    assert sign_in(client, "alice@acme.test", password).status_code == 302
+
+
+def test_the_lockout_ends_when_the_window_passes(client, owner, password, settings):
+    settings.AXES_COOLOFF_TIME = timedelta(seconds=1)
+    fail(client, "alice@acme.test", 10)
+    assert sign_in(client, "alice@acme.test", password).status_code == 429
+    time.sleep(1.2)
+    assert sign_in(client, "alice@acme.test", password).status_code == 302
+
+
+def test_one_email_locked_leaves_others_alone(client, owner, admin, password):
+    fail(client, "alice@acme.test", 10)
+    assert sign_in(client, "adam@acme.test", password).status_code == 302
+
+
+def test_fifty_failures_from_one_address_refuse_that_address(client, owner, password):
+    for n in range(50):  # five failures each for ten emails: no email reaches its limit
+        fail(client, f"nobody{n // 5}@acme.test", 1)
+    response = sign_in(client, "alice@acme.test", password)
+    assert response.status_code == 429
+    other_address = sign_in(client, "alice@acme.test", password, REMOTE_ADDR="10.9.9.9")
+    assert other_address.status_code == 302
+
+
+def test_a_success_does_not_clear_the_addresss_count(client, owner, admin, password):
+    for n in range(49):
+        fail(client, f"nobody{n // 5}@acme.test", 1)
+    assert sign_in(client, "adam@acme.test", password).status_code == 302
+    client.post("/accounts/logout/")
+    fail(client, "nobody-else@acme.test", 1)
+    assert sign_in(client, "alice@acme.test", password).status_code == 429
+
+
+def test_the_address_comes_from_the_trusted_proxy_header(client, owner, password, settings):
+    settings.TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
+    for n in range(50):
+        fail(client, f"nobody{n // 5}@acme.test", 1, HTTP_X_FORWARDED_FOR="203.0.113.7")
+    assert sign_in(client, "alice@acme.test", password,
+                   HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 429
+    assert sign_in(client, "alice@acme.test", password,
+                   HTTP_X_FORWARDED_FOR="203.0.113.8").status_code == 302
+
+
+def test_django_admins_login_counts_the_same(client, db, password):
+    staff = UserFactory(email="staff@acme.test", is_staff=True, is_superuser=True)
+    fail(client, "staff@acme.test", 5, url=ADMIN_LOGIN)
+    fail(client, "staff@acme.test", 5)
+    assert sign_in(client, staff.email, password, url=ADMIN_LOGIN).status_code == 429
+    assert sign_in(client, staff.email, password).status_code == 429
+
+
+def test_the_refusal_page_is_the_consoles(client, owner):
+    fail(client, "alice@acme.test", 10)
+    response = sign_in(client, "alice@acme.test", "wrong-password")
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Too many sign-in attempts" in page and "console.css" in page
+
+
+# Password reset --------------------------------------------------------------------------
+
+
+def test_a_reset_answers_the_same_whether_or_not_the_email_has_an_account(client, owner):
+    known = client.post(RESET, {"email": "alice@acme.test"}, follow=True)
+    unknown = client.post(RESET, {"email": "ghost@acme.test"}, follow=True)
+    assert known.redirect_chain == unknown.redirect_chain == [("/accounts/password_reset/done/",
+                                                                302)]
+    assert known.content == unknown.content
+    assert [m.to for m in mail.outbox] == [["alice@acme.test"]]
+
+
+def test_five_reset_requests_per_email_and_hour(client, owner):
+    for email in ("alice@acme.test", "ghost@acme.test"):
+        for _ in range(5):
+            assert client.post(RESET, {"email": email}).status_code == 302
+        refused = client.post(RESET, {"email": email.upper()})
+        assert refused.status_code == 429
+        assert b"Too many reset requests" in refused.content
+    assert len(mail.outbox) == 5
+
+
+def test_the_reset_pages_are_the_consoles(client, db):
+    page = client.get(RESET).content.decode()
+    assert "Reset your password" in page and "console.css" in page
+    assert "Django administration" not in page
+    assert "Forgot your password?" in client.get(LOGIN).content.decode()
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on loopback; the console sends through it."""
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append(envelope)
+            return "250 Message accepted"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield inbox
+    controller.stop()
+
+
+def test_a_password_reset_through_a_real_smtp_server(client, owner, smtp_server):
+    assert client.post(RESET, {"email": "alice@acme.test"}).status_code == 302
+    (envelope,) = smtp_server.messages
+    assert envelope.rcpt_tos == ["alice@acme.test"]
+    body = envelope.content.decode()
+    assert "Reset your Codex workspace console password" in body
+    link = re.search(r"http://testserver(/accounts/reset/\S+/)", body).group(1)
+    form = client.get(link, follow=True)
+    assert b"Choose a new password" in form.content
+    done = client.post(form.redirect_chain[-1][0], {
+        "new_password1": "a-brand-new-secret-77", "new_password2": "a-brand-new-secret-77"})
+    assert done.status_code == 302
+    assert sign_in(client, "alice@acme.test", "a-brand-new-secret-77").status_code == 302
