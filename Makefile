@@ -14,7 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# A clone that ran `make run` is a development clone: .env says so, so that management commands
+# (createsuperuser, create_access_token, ...) work in it without setting anything.
 run: $(STAMP)
+	test -f .env || printf 'DEBUG=true\n' > .env
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)

@@ -57,6 +57,7 @@ SERVER_ENV = {
     "SECURE_SSL_REDIRECT": "false",
     "CONN_MAX_AGE": "600",
     "LOG_LEVEL": "WARNING",
+    "EMAIL_URL": "dummymail://",
 }
 
 WORKERS = 2
@@ -160,11 +161,12 @@ def main() -> int:
     tally.failed += max(0, tally.created_runs - recorded)
 
     busy = max(tally.load_average, machine["load average"])
-    failed = report(loads, pages, tally.failed, busy, machine["nproc"])
+    failed = report(loads, pages, tally.failed, busy, machine["nproc"], tally.streams)
     (OUT / "results.json").write_text(json.dumps({
         "machine": machine, "data": sizes,
         "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
         "pages": {name: asdict(timing) for name, timing in pages.items()},
+        "streams": asdict(tally.streams),
     }, indent=2) + "\n")
     return 1 if failed else 0
 
@@ -315,6 +317,7 @@ class LoadTally:
     failed: int = 0  # failed requests during warm-ups (the measured ones are in each Load)
     created_runs: int = 0  # 201s for POST /api/v1/runs, warm-ups included
     load_average: float = 0.0  # just before the load started
+    streams: StreamResult | None = None
 
 
 def drive(env: dict, tmp: Path, plaintexts: list[str], warmup: int,
@@ -340,6 +343,7 @@ def drive(env: dict, tmp: Path, plaintexts: list[str], warmup: int,
             if method == "POST":
                 tally.created_runs += sum(r.requests - r.non2xx for r in (warm, loads[name]))
             print(f"  {name:<22} {loads[name].rps:8.1f} req/s")
+    tally.streams = stream_phase(env, tmp, tokens_file, plaintexts[0])
     return loads, tally
 
 
@@ -361,18 +365,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SYNC = ["--workers", str(WORKERS), "--worker-class", "sync"]
+# The production serving model (config/gunicorn.py): threaded workers, for long streams.
+PRODUCTION = ["-c", "config/gunicorn.py", "--workers", str(WORKERS), "--access-logfile", "/dev/null"]
+
+
 @contextmanager
-def serve(env: dict, tmp: Path):
+def serve(env: dict, tmp: Path, options: list[str] = SYNC, what: str = f"{WORKERS} sync workers"):
     """gunicorn on a free loopback port until the block ends, however it ends."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / "gunicorn.log"
-    step(f"gunicorn: {WORKERS} sync workers on 127.0.0.1:{port}")
+    step(f"gunicorn: {what} on 127.0.0.1:{port}")
     with open(log_path, "w") as log:
-        # No --access-logfile: gunicorn then writes no access log (its default).
+        # No access log: gunicorn writes none without --access-logfile (PRODUCTION sends the
+        # one config/gunicorn.py asks for to /dev/null).
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application",
-             "--workers", str(WORKERS), "--worker-class", "sync",
+            [sys.executable, "-m", "gunicorn", "config.wsgi:application", *options,
              "--bind", f"127.0.0.1:{port}", "--log-level", "warning"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -488,11 +497,73 @@ def wrk(url: str, method: str, tokens_file: Path | None, body: str | None,
     return load
 
 
+# Streams beside the hot path -------------------------------------------------------------
+
+STREAMS = 50
+STREAM_SECONDS = 30
+STREAM_TARGET_P99_MS = 100
+
+
+@dataclass
+class StreamResult:
+    streams: int
+    completed: int
+    whoami: Load
+    serving: str
+
+
+def stream_phase(env: dict, tmp: Path, tokens_file: Path, token: str) -> StreamResult:
+    """50 Codex CLI turns streaming for 30 s each through the gateway, and whoami under wrk
+    meanwhile, on the production serving model (threaded workers)."""
+    import threading
+
+    from tests.standin_model import StandinModel
+
+    with StandinModel(seconds=STREAM_SECONDS) as model:
+        stream_env = {**env, "CODEX_UPSTREAM_URL": model.url, "CODEX_UPSTREAM_API_KEY": "bench"}
+        threads_each = int(env.get("GUNICORN_THREADS", "40"))
+        with serve(stream_env, tmp, PRODUCTION,
+                   f"{WORKERS} threaded workers x {threads_each} threads (config/gunicorn.py)"
+                   ) as server:
+            completed = []
+
+            def one_stream(n: int) -> None:
+                body = json.dumps({"model": "bench", "stream": True, "input": []}).encode()
+                request = urllib.request.Request(
+                    server.base + "/codex/api/responses", data=body, method="POST", headers={
+                        "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                        "User-Agent": "bench/1.0",
+                        "X-Codex-Turn-Metadata": json.dumps({"thread_id": f"bench-{n}-{time.time()}",
+                                                             "model": "bench"}),
+                    })
+                try:
+                    with urllib.request.urlopen(request, timeout=STREAM_SECONDS + 60) as answer:
+                        if b"response.completed" in answer.read():
+                            completed.append(n)
+                except OSError as error:
+                    print(f"  stream {n} failed: {error}")
+
+            step(f"streams: {STREAMS} turns of {STREAM_SECONDS} s each through /codex/api/responses,"
+                 " with whoami under wrk meanwhile")
+            threads = [threading.Thread(target=one_stream, args=(n,)) for n in range(STREAMS)]
+            for thread in threads:
+                thread.start()
+            time.sleep(3)  # every stream open and waiting on the model
+            whoami = wrk(server.base + "/api/v1/whoami", "GET", tokens_file, None,
+                         STREAM_SECONDS - 10)
+            for thread in threads:
+                thread.join(STREAM_SECONDS + 90)
+    print(f"  streams completed: {len(completed)} of {STREAMS}; whoami meanwhile "
+          f"{whoami.rps:.1f} req/s, p99 {whoami.p99_us / 1000:.1f} ms")
+    return StreamResult(streams=STREAMS, completed=len(completed), whoami=whoami,
+                        serving=f"{WORKERS} x {threads_each} threads")
+
+
 # Report ----------------------------------------------------------------------------------
 
 
 def report(loads: dict[str, Load], pages: dict[str, PageTiming], other_errors: int,
-           busy: float, nproc: int) -> bool:
+           busy: float, nproc: int, streams: StreamResult) -> bool:
     """Print the tables and targets; True when a request failed."""
     floor = loads["GET /bench/floor"].rps
     floor_cpu = loads["GET /bench/floor"].cpu_ms
@@ -533,12 +604,17 @@ def report(loads: dict[str, Load], pages: dict[str, PageTiming], other_errors: i
              pages[name].median_ms < PAGE_MAX_MS, "")
             for name in ("governance", "audit log")
         ),
+        (f"whoami p99 < {STREAM_TARGET_P99_MS} ms, {streams.streams} streams open",
+         f"{streams.whoami.p99_us / 1000:.1f} ms",
+         streams.whoami.p99_us / 1000 < STREAM_TARGET_P99_MS,
+         f"({streams.whoami.rps:.0f} req/s, {streams.serving})"),
     ]
     step("targets")
     for label, value, passed, note in targets:
         print(f"  {label:<36} {value:>10}  {'PASS' if passed else 'FAIL'}  {note}".rstrip())
 
     errors = sum(load.errors for load in loads.values()) + other_errors
+    errors += streams.whoami.errors + streams.streams - streams.completed
     bad_pages = sum(timing.bad_statuses for timing in pages.values())
     step("errors")
     print(f"  failed requests: {errors} under load (warm-up and lost runs included), "

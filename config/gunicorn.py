@@ -1,5 +1,10 @@
 """gunicorn settings for production: `gunicorn -c config/gunicorn.py config.wsgi`.
 
+Threaded workers (gthread): a Codex CLI turn streams the model's answer for as long as the model
+writes, often minutes, and holds its thread meanwhile; the other threads keep answering
+everything else. WEB_CONCURRENCY processes x GUNICORN_THREADS threads is how many requests,
+streams included, are served at once (`make bench` measures 50 streams of 30 s beside whoami).
+
 The access log names the path only (%(U)s), never the query string: a client that wrongly puts
 an access token in the URL must not have it written to a log.
 """
@@ -7,7 +12,12 @@ an access token in the URL must not have it written to a log.
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "40"))
+# A stream is one long response: gthread's timeout is about a stuck worker, not a slow request.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"

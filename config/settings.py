@@ -199,6 +199,13 @@ TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="")
 API_FAILURE_LIMIT = env.int("API_FAILURE_LIMIT", default=30)
 API_FAILURE_WINDOW = env.int("API_FAILURE_WINDOW", default=300)
 
+# The Codex CLI's gateway (/codex/api/responses) forwards each turn to this model provider's
+# Responses endpoint, with this key (never the user's token). With DEBUG on and no provider, a
+# built-in demo model answers, so the CLI works against a laptop's `make run`.
+CODEX_UPSTREAM_URL = env.str("CODEX_UPSTREAM_URL", default="")
+CODEX_UPSTREAM_API_KEY = env.str("CODEX_UPSTREAM_API_KEY", default="")
+CODEX_GATEWAY_MAX_BODY = env.int("CODEX_GATEWAY_MAX_BODY", default=32 * 1024 * 1024)
+
 # Sign-in guarding (django-axes, workspaces/signin.py): an email is refused after
 # SIGN_IN_EMAIL_LIMIT failures, an address after SIGN_IN_ADDRESS_LIMIT, each within
 # SIGN_IN_WINDOW seconds, and stays refused for SIGN_IN_WINDOW seconds after its last failure.

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from tokens import api
+from tokens import api, gateway
 from workspaces import accounts
 from workspaces import views as workspace_views
 from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
@@ -36,6 +36,7 @@ urlpatterns = [
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/admin/", include("tokens.urls")),
     path("api/v1/", include(api.urlpatterns)),
+    path("codex/", include(gateway.urlpatterns)),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -159,7 +159,8 @@ def _challenge(response, error):
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-@pytest.mark.parametrize("credential", ["cxat_short", "cxat_" + "A" * 36, "garbage", "cxat_ab!"])
+@pytest.mark.parametrize("credential", ["at-short", "at-" + "A" * 36, "garbage", "at-ab!",
+                                        "cxat_" + "A" * 30 + "0uCPlr"])
 def test_malformed_token(client, db, endpoint, credential):
     response = call(client, endpoint, credential)
     assert_error(response, 401, "malformed_token")
@@ -508,7 +509,7 @@ def test_an_unreachable_cache_does_not_stop_the_api(client, owner, settings):
         current.get("probe")
     _, plaintext = make_token(owner)
     assert call(client, WHOAMI, plaintext).status_code == 200
-    assert_error(call(client, WHOAMI, "cxat_nope"), 401, "malformed_token")
+    assert_error(call(client, WHOAMI, "at-nope"), 401, "malformed_token")
 
 
 def test_the_throttle_holds_across_workers_with_redis(client, owner, settings):

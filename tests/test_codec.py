@@ -1,26 +1,35 @@
+"""The token format the Codex CLI recognises: at- + 30 random base62 + a 6-character CRC32
+checksum in that base62; the earlier cxat_ format is no longer a token."""
+
+import hashlib
 import re
 import zlib
 
 from tokens import codec
 
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def crc_base62(text: str) -> str:
+    crc, digits = zlib.crc32(text.encode()), ""
+    while crc:
+        crc, rest = divmod(crc, 62)
+        digits = ALPHABET[rest] + digits
+    return digits.rjust(6, "0")
+
 
 def test_tokens_have_the_contracts_shape():
     for _ in range(200):
         token = codec.generate()
-        assert re.fullmatch(r"cxat_[0-9A-Za-z]{36}", token)
+        assert re.fullmatch(r"at-[0-9A-Za-z]{36}", token)
+        assert token[-6:] == crc_base62(token[3:33])
         assert codec.classify(token) is codec.Kind.ACCESS_TOKEN
 
 
 def test_the_checksum_is_crc32_in_base62():
     random_part = "0" * 30
-    crc = zlib.crc32(random_part.encode())
-    digits = ""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    while crc:
-        crc, rest = divmod(crc, 62)
-        digits = alphabet[rest] + digits
-    assert codec.checksum(random_part) == digits.rjust(6, "0")
-    assert codec.is_valid("cxat_" + random_part + digits.rjust(6, "0"))
+    assert codec.checksum(random_part) == crc_base62(random_part)
+    assert codec.is_valid("at-" + random_part + crc_base62(random_part))
 
 
 def test_a_lookalike_fails_its_checksum():
@@ -29,7 +38,13 @@ def test_a_lookalike_fails_its_checksum():
     assert codec.classify(flipped) is codec.Kind.MALFORMED
     assert codec.classify(token[:-1]) is codec.Kind.MALFORMED
     assert codec.classify(token + "0") is codec.Kind.MALFORMED
-    assert codec.classify(token.replace("cxat_", "cxat-")) is codec.Kind.MALFORMED
+    assert codec.classify(token.replace("at-", "at_")) is codec.Kind.MALFORMED
+
+
+def test_the_earlier_format_is_malformed():
+    random_part = "A" * 30
+    old = "cxat_" + random_part + crc_base62(random_part)
+    assert codec.classify(old) is codec.Kind.MALFORMED
 
 
 def test_other_credentials_are_told_apart():
@@ -39,12 +54,23 @@ def test_other_credentials_are_told_apart():
 
 
 def test_the_digest_is_sha256():
-    import hashlib
-
     token = codec.generate()
     assert codec.digest(token) == hashlib.sha256(token.encode()).hexdigest()
 
 
-def test_scrub_blanks_tokens_out():
+def test_scrub_blanks_tokens_and_pieces_of_tokens_out():
     token = codec.generate()
     assert token not in codec.scrub(f"GET /api?access_token={token} 400")
+    assert token[:20] not in codec.scrub(f"truncated {token[:20]}")
+
+
+def test_scrub_leaves_ordinary_words_alone():
+    text = "a look at-risk tokens, and the format-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij text"
+    assert codec.scrub(text) == text
+
+
+def test_finding_a_token_in_text_needs_the_whole_token():
+    token = codec.generate()
+    assert codec.FIND_RE.search(f"body={token}&x=1")
+    assert not codec.FIND_RE.search(f"body={token}0")
+    assert not codec.FIND_RE.search("what-" + token[3:])

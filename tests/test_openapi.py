@@ -41,7 +41,7 @@ def tokens(db):
     revoked = make_token(MembershipFactory(workspace=workspace), revoked_at=timezone.now())[1]
     denied = make_token(MembershipFactory(workspace=WorkspaceFactory(plan="edu")))[1]
     return {"good": good, "forever": forever, "revoked": revoked, "denied": denied,
-            "unknown": codec.generate(), "malformed": "cxat_nope", "key": "sk-abc"}
+            "unknown": codec.generate(), "malformed": "at-nope", "key": "sk-abc"}
 
 
 CASES = [("good", 200, 201), ("forever", 200, 201), ("revoked", 401, 401),

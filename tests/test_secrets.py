@@ -2,14 +2,15 @@
 the session, a log line or an error report."""
 
 import logging
-import re
 
 import pytest
 from django.apps import apps
 from django.contrib.sessions.models import Session
 from django.core.cache import cache
 
-TOKEN_RE = re.compile(r"cxat_[0-9A-Za-z]{36}")
+from tokens import codec
+
+TOKEN_RE = codec.FIND_RE
 
 
 class Collect(logging.Handler):

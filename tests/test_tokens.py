@@ -14,7 +14,7 @@ from .factories import MembershipFactory, UserFactory, make_token, table_of
 
 LIST = "/w/acme/admin/access-tokens/"
 NEW = LIST + "new/"
-TOKEN_RE = re.compile(r"cxat_[0-9A-Za-z]{36}")
+TOKEN_RE = codec.FIND_RE
 
 
 def create(client, **data):

@@ -25,6 +25,8 @@ from .authn import Refusal, authenticate, digest_of_bearer, iso
 from .models import Run
 
 REALM = 'Bearer realm="codex"'
+# Where bearer-token calls live: every answer there is JSON (config/wsgi.py serves them leanly).
+API_PREFIXES = ("/api/", "/codex/")
 CLIENT_MAX = Run._meta.get_field("client").max_length
 COMMAND_MAX = Run._meta.get_field("command").max_length
 
@@ -159,12 +161,16 @@ def openapi(request):
     return JsonResponse(DOCUMENT)
 
 
+@csrf_exempt
 def not_found(request, *args, **kwargs):
-    return error_response(404, "not_found", "There is no such API call.")
+    """Any other path under the API's prefixes: the JSON error, whatever DEBUG says."""
+    return error_response(404, "not_found", "There is no such call here.")
 
 
 urlpatterns = [
     path("whoami", whoami, name="api_whoami"),
     path("runs", start_run, name="api_runs"),
     path("openapi.json", openapi, name="api_openapi"),
+    path("", not_found),
+    path("<path:rest>", not_found),
 ]

@@ -1,8 +1,9 @@
 """Codex access tokens as text: generate, check, tell apart from other credentials, digest.
 
-Format: ``cxat_`` + 30 random base62 characters + a 6-character checksum, the CRC32 of the
-random part written in the same base62 (``0-9A-Za-z``) and left-padded with ``0``. A secret
-scanner can check the checksum offline; only the SHA-256 digest is ever stored.
+Format: ``at-`` + 30 random base62 characters + a 6-character checksum, the CRC32 of the random
+part written in the same base62 (``0-9A-Za-z``) and left-padded with ``0``. ``at-`` is the
+prefix the Codex CLI recognises as a personal access token. A secret scanner can check the
+checksum offline; only the SHA-256 digest is ever stored.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import secrets
 import zlib
 from enum import Enum
 
-PREFIX = "cxat_"
+PREFIX = "at-"
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 RANDOM_LENGTH = 30
 CHECKSUM_LENGTH = 6
-TOKEN_RE = re.compile(r"^cxat_[0-9A-Za-z]{36}\Z")
-# A token anywhere in a text (a query string, a body, a log line).
-FIND_RE = re.compile(r"cxat_[0-9A-Za-z]{36}")
+TOKEN_RE = re.compile(r"^at-[0-9A-Za-z]{36}\Z")
+# A token anywhere in a text (a query string, a body, a log line): not inside a longer word.
+FIND_RE = re.compile(r"(?<![0-9A-Za-z])at-[0-9A-Za-z]{36}(?![0-9A-Za-z])")
+# What logs blank out: a token, or a long enough piece of one (a line cut short, say).
+SCRUB_RE = re.compile(r"(?<![0-9A-Za-z])at-[0-9A-Za-z]{12,}")
 _SESSION_KEY_RE = re.compile(r"^[a-z0-9]{32}\Z")
 
 
@@ -56,6 +59,7 @@ def is_valid(token: str) -> bool:
 
 
 def classify(credential: str) -> Kind:
+    """What kind of credential this is. Tokens of the earlier ``cxat_`` format are malformed."""
     if credential.startswith(PREFIX):
         return Kind.ACCESS_TOKEN if is_valid(credential) else Kind.MALFORMED
     if credential.startswith("sk-"):
@@ -69,13 +73,6 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def looks_like_token(text: str) -> bool:
-    return PREFIX in text
-
-
-SCRUB_RE = re.compile(r"cxat_[0-9A-Za-z]*")
-
-
 def scrub(text: str) -> str:
     """Text with anything token-shaped blanked out: for logs and error reports."""
-    return SCRUB_RE.sub("cxat_[FILTERED]", text)
+    return SCRUB_RE.sub("at-[FILTERED]", text)

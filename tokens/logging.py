@@ -12,7 +12,7 @@ class ScrubTokensFilter(logging.Filter):
 
     def filter(self, record):
         message = record.getMessage()
-        if "cxat_" in message:
+        if SCRUB_RE.search(message):
             record.msg = scrub(message)
             record.args = None
         return True

@@ -50,7 +50,7 @@ DOCUMENT = {
         "title": "Codex workspace console API",
         "version": "1.0.0",
         "description": (
-            "Automation presents a Codex access token (cxat_...) when a Codex run starts; the "
+            "Automation presents a Codex access token (at-...) when a Codex run starts; the "
             "console decides whether the run may go ahead as the token's creator and records "
             "it for governance. Send the token only in the Authorization header."
         ),
@@ -90,8 +90,8 @@ DOCUMENT = {
     },
     "components": {
         "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "cxat_ access token",
-                       "description": "^cxat_[0-9A-Za-z]{36}$"}
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "at- access token",
+                       "description": "^at-[0-9A-Za-z]{36}$"}
         },
         "schemas": {
             "User": {"type": "object", "required": ["email"], "additionalProperties": False,

@@ -147,6 +147,7 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
         "query": query.urlencode(),
         "sort_query": sort_query.urlencode(),
         "list_url": reverse("tokens:list", args=[workspace.slug]),
+        "console_url": request.build_absolute_uri("/").rstrip("/"),
     }, status=status)
 
 
@@ -314,13 +315,14 @@ def governance_csv(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
     _, runs, _, _ = _runs(request, workspace)
     rows = (
-        (r.started_at.isoformat(), r.user.email, r.token.name, r.token_id, r.client, r.command,
-         r.ip, r.user_agent)
+        (r.started_at.isoformat(), r.user.email, r.token.name, r.token_id, r.client, r.model,
+         r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent)
         for r in runs.select_related("user", "token").order_by("-started_at", "-pk")
         .iterator(chunk_size=2000)
     )
     return csv_response(
         f"{slug}-runs.csv",
-        ["started_at", "member", "token", "token_id", "client", "command", "ip", "user_agent"],
+        ["started_at", "member", "token", "token_id", "client", "model", "sandbox_mode", "turns",
+         "command", "ip", "user_agent"],
         rows,
     )

@@ -563,14 +563,11 @@ def audit_log_csv(request, slug):
                         ["time", "actor", "action", "target", "details", "ip", "user_agent"], rows)
 
 
-API_PREFIXES = ("/api/", "/codex/")
-
-
 def _api_error(request, status, code, message):
     """Refusals under the API's paths keep the API's JSON error shape, never an HTML page."""
-    if request.path.startswith(API_PREFIXES):
-        from tokens.api import error_response
+    from tokens.api import API_PREFIXES, error_response
 
+    if request.path.startswith(API_PREFIXES):
         return error_response(status, code, message)
     return None
 

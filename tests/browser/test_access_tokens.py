@@ -1,6 +1,5 @@
 """The Access tokens page in a real browser: create through the modal, copy, close, revoke."""
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -8,10 +7,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from tests.factories import make_token
+from tokens import codec
 from tokens.models import AccessToken
 
 LIST = "/w/acme/admin/access-tokens/"
-TOKEN_RE = re.compile(r"^cxat_[0-9A-Za-z]{36}$")
+TOKEN_RE = codec.TOKEN_RE
 EXPIRATION_PREFIXES = ["7 days", "30 days", "60 days", "90 days", "Custom", "No expiration"]
 
 
@@ -75,7 +75,7 @@ def test_create_token_through_the_modal(page, live_server, owner, sign_in, shot)
     assert "/new/" not in page.url
     shot(page, "03-token-created-modal")
 
-    created.get_by_role("button", name="Copy").click()
+    created.get_by_role("button", name="Copy", exact=True).click()
     expect(created.get_by_role("button", name="Copied")).to_be_visible()
     expect(created.get_by_role("status")).to_contain_text("Copied")
     assert page.evaluate("() => navigator.clipboard.readText()") == token
@@ -176,3 +176,21 @@ def test_revoke_through_the_confirmation_dialog(page, member_with_token_permissi
     token.refresh_from_db()
     assert token.revoked_at is not None
     shot(page, "04-token-list-after-revoke")
+
+
+@pytest.mark.browser
+def test_the_new_token_modal_shows_the_codex_cli_lines(page, live_server, owner, sign_in):
+    sign_in(page, owner)
+    page.goto(LIST)
+    open_create_dialog(page)
+    page.get_by_label("Name").fill("laptop")
+    create_button(page.locator("dialog#create-token-dialog")).click()
+    created = page.locator("dialog#token-created-dialog")
+    lines = created.get_by_label("Codex CLI commands")
+    expect(lines).to_contain_text(f"export CODEX_AUTHAPI_BASE_URL={live_server.url}/codex/auth")
+    expect(lines).to_contain_text(f"openai_base_url={live_server.url}/codex/api")
+    token = created.get_by_label("Access token").input_value()
+    assert token not in lines.inner_text()  # the lines name the secret, never show it
+    created.get_by_role("button", name="Copy the commands").click()
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("export CODEX_AUTHAPI_BASE_URL=") and "codex exec" in copied

@@ -1,0 +1,255 @@
+"""The Codex CLI's calls, through the console's /codex/ URLs: whoami in the CLI's words, the
+config bundle, the WebSocket refusal, and the run gateway (check, one run per thread, relay)."""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+import zstandard
+from django.utils import timezone
+
+from tokens.models import AccessToken, Run
+from workspaces.models import CustomRole
+
+from .factories import make_token
+from .standin_model import ANSWER, StandinModel
+
+WHOAMI = "/codex/auth/v1/user-auth-credential/whoami"
+BUNDLE = "/codex/backend-api/wham/config/bundle"
+RESPONSES = "/codex/api/responses"
+AGENT = "codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.171.0)"
+
+
+def bearer(token):
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def turn_body(prompt="say hi"):
+    return json.dumps({"model": "gpt-6.2-sol", "stream": True, "input": [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]},
+    ]}).encode()
+
+
+def metadata(thread="thread-1", turn="turn-1", **extra):
+    return json.dumps({"session_id": thread, "thread_id": thread, "turn_id": turn,
+                       "model": "gpt-6.2-sol", "sandbox_mode": "read-only",
+                       "request_kind": "turn", **extra})
+
+
+def post_turn(client, token, thread="thread-1", body=None, compress=True, **extra):
+    body = body if body is not None else turn_body()
+    headers = {"HTTP_USER_AGENT": AGENT, "HTTP_X_CODEX_TURN_METADATA": metadata(thread),
+               "HTTP_ACCEPT": "text/event-stream"}
+    if compress:
+        body = zstandard.ZstdCompressor().compress(body)
+        headers["HTTP_CONTENT_ENCODING"] = "zstd"
+    if token is not None:
+        headers.update(bearer(token))
+    headers.update(extra)
+    return client.post(RESPONSES, body, content_type="application/json", **headers)
+
+
+def streamed(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+
+
+@pytest.fixture
+def demo(settings):
+    settings.DEBUG = True
+    settings.CODEX_UPSTREAM_URL = ""
+
+
+# whoami and the bundle -------------------------------------------------------------------
+
+
+def test_whoami_answers_in_the_clis_words(client, member_with_token_permission):
+    token, plaintext = make_token(member_with_token_permission)
+    response = client.get(WHOAMI, **bearer(plaintext))
+    assert response.status_code == 200
+    workspace = member_with_token_permission.workspace
+    assert response.json() == {
+        "email": "dora@acme.test",
+        "chatgpt_user_id": f"user-{member_with_token_permission.user_id}",
+        "chatgpt_account_id": f"workspace-{workspace.pk}",
+        "chatgpt_plan_type": "enterprise",
+        "chatgpt_account_is_fedramp": False,
+    }
+    assert client.get(WHOAMI, **bearer(plaintext)).json() == response.json()  # stable ids
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+@pytest.mark.parametrize("url", [WHOAMI, BUNDLE])
+def test_refusals_are_the_apis(client, owner, member_with_token_permission, url):
+    revoked, revoked_plain = make_token(owner, revoked_at=timezone.now())
+    _, expired = make_token(owner, expires_at=timezone.now() - timedelta(days=1))
+    _, denied = make_token(member_with_token_permission)
+    CustomRole.objects.update(grants_access_tokens=False)
+    assert_error(client.get(url), 401, "missing_token")
+    assert_error(client.get(url, **bearer("at-nope")), 401, "malformed_token")
+    assert_error(client.get(url, **bearer("sk-proj-123")), 401, "wrong_credential_type")
+    assert_error(client.get(url, **bearer(revoked_plain)), 401, "token_revoked")
+    assert_error(client.get(url, **bearer(expired)), 401, "token_expired")
+    response = client.get(url, **bearer(denied))
+    assert_error(response, 403, "access_denied")
+    assert 'error="insufficient_scope"' in response["WWW-Authenticate"]
+
+
+def test_the_bundle_is_empty_for_now(client, owner):
+    _, plaintext = make_token(owner)
+    response = client.get(BUNDLE, **bearer(plaintext), HTTP_CHATGPT_ACCOUNT_ID="x")
+    assert (response.status_code, response.json()) == (200, {})
+
+
+# The run gateway ---------------------------------------------------------------------------
+
+
+def test_a_websocket_upgrade_is_426(client, owner):
+    _, plaintext = make_token(owner)
+    response = client.get(RESPONSES, **bearer(plaintext), HTTP_UPGRADE="websocket",
+                          HTTP_CONNECTION="Upgrade")
+    assert_error(response, 426, "upgrade_required")
+    assert_error(client.get(RESPONSES, **bearer(plaintext)), 405, "method_not_allowed")
+
+
+def test_a_turn_is_checked_recorded_and_answered_by_the_demo_model(client, owner, demo):
+    token, plaintext = make_token(owner, name="laptop")
+    response = post_turn(client, plaintext)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    assert response["Cache-Control"] == "no-store"
+    events = streamed(response).decode()
+    assert events.index("response.created") < events.index("response.output_item.done") \
+        < events.index("response.completed")
+    assert "say hi" in events and "alice@acme.test" in events
+    run = Run.objects.get()
+    assert (run.user, run.token, run.client, run.model, run.sandbox_mode, run.thread_id,
+            run.turns) == (owner.user, token, "codex_exec 0.171.0", "gpt-6.2-sol", "read-only",
+                           "thread-1", 1)
+
+
+def test_later_turns_of_a_thread_count_on_its_run(client, owner, demo):
+    _, plaintext = make_token(owner)
+    for _ in range(3):
+        streamed(post_turn(client, plaintext, thread="thread-1"))
+    streamed(post_turn(client, plaintext, thread="thread-2"))
+    assert sorted(Run.objects.values_list("thread_id", "turns")) == [("thread-1", 3),
+                                                                     ("thread-2", 1)]
+
+
+def test_an_uncompressed_body_works_too(client, owner, demo):
+    _, plaintext = make_token(owner)
+    assert b"response.completed" in streamed(post_turn(client, plaintext, compress=False))
+
+
+def test_a_conversation_that_quotes_a_token_is_no_refusal(client, owner, demo):
+    _, plaintext = make_token(owner)
+    _, other = make_token(owner)
+    response = post_turn(client, plaintext, body=turn_body(f"why does {other} fail?"))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("who", ["nobody", "revoked", "denied"])
+def test_a_refused_turn_records_and_forwards_nothing(client, settings, owner,
+                                                     member_with_token_permission, who):
+    _, revoked = make_token(owner, revoked_at=timezone.now())
+    _, denied = make_token(member_with_token_permission)
+    CustomRole.objects.update(grants_access_tokens=False)
+    with StandinModel() as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(client, {"nobody": None, "revoked": revoked, "denied": denied}[who])
+        assert model.requests == []
+    status, code = {"nobody": (401, "missing_token"), "revoked": (401, "token_revoked"),
+                    "denied": (403, "access_denied")}[who]
+    assert_error(response, status, code)
+    assert not Run.objects.exists()
+
+
+def test_the_turn_goes_to_the_provider_with_its_key_and_streams_back(client, settings, owner):
+    _, plaintext = make_token(owner)
+    settings.CODEX_UPSTREAM_API_KEY = "sk-provider-key"
+    with StandinModel() as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        model.hold = threading.Event()
+        response = post_turn(client, plaintext)
+        assert response.status_code == 200
+        chunks = iter(response.streaming_content)
+        first = next(chunks)  # arrives while the provider still holds the rest back
+        assert b"response.created" in first and b"response.completed" not in first
+        model.hold.set()
+        rest = b"".join(chunks)
+    assert ANSWER.encode() in rest and b"response.completed" in rest
+    (sent,) = model.requests
+    assert sent["headers"]["Authorization"] == "Bearer sk-provider-key"
+    assert plaintext not in json.dumps(sent["headers"]) and plaintext.encode() not in sent["body"]
+    assert json.loads(sent["body"])["input"][0]["content"][0]["text"] == "say hi"
+    assert Run.objects.count() == 1
+
+
+def test_a_provider_error_is_passed_on(client, settings, owner):
+    _, plaintext = make_token(owner)
+    with StandinModel(status=429) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(client, plaintext)
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "upstream"
+
+
+def test_an_unreachable_provider_is_502(client, settings, owner):
+    _, plaintext = make_token(owner)
+    settings.CODEX_UPSTREAM_URL = "http://127.0.0.1:1/v1/responses"
+    assert_error(post_turn(client, plaintext), 502, "upstream_unavailable")
+
+
+def test_no_provider_without_debug_is_503(client, settings, owner):
+    settings.DEBUG, settings.CODEX_UPSTREAM_URL = False, ""
+    _, plaintext = make_token(owner)
+    _, revoked = make_token(owner, revoked_at=timezone.now())
+    assert_error(post_turn(client, plaintext), 503, "no_model_provider")
+    assert_error(post_turn(client, revoked), 401, "token_revoked")
+    assert not Run.objects.exists()
+
+
+def test_bad_bodies(client, settings, owner, demo):
+    _, plaintext = make_token(owner)
+    assert_error(post_turn(client, plaintext, body=b"not zstd", compress=False,
+                           HTTP_CONTENT_ENCODING="zstd"), 400, "invalid_request")
+    assert_error(post_turn(client, plaintext, compress=False, HTTP_CONTENT_ENCODING="br"),
+                 415, "unsupported_encoding")
+    settings.CODEX_GATEWAY_MAX_BODY = 100
+    assert_error(post_turn(client, plaintext, body=b"x" * 50 + turn_body()), 413,
+                 "request_too_large")
+    assert not Run.objects.exists()
+
+
+def test_a_token_in_the_query_string_is_refused(client, owner, demo):
+    _, plaintext = make_token(owner)
+    response = client.post(f"{RESPONSES}?access_token={plaintext}", turn_body(),
+                           content_type="application/json")
+    assert_error(response, 400, "invalid_request")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_anything_else_under_codex_is_a_json_404(client, settings, db, debug):
+    settings.DEBUG = debug
+    for method, url in (("get", "/codex/api/models?client_version=0.171.0"),
+                        ("post", "/codex/backend-api/ps/mcp"), ("get", "/codex/"),
+                        ("get", "/api/v1/nothing")):
+        assert_error(getattr(client, method)(url), 404, "not_found")
+
+
+def test_failures_count_toward_the_apis_throttle(client, owner, settings):
+    settings.API_FAILURE_LIMIT = 3
+    for _ in range(3):
+        client.get(WHOAMI, **bearer("at-nope"))
+    _, plaintext = make_token(owner)
+    assert_error(client.get(WHOAMI, **bearer(plaintext)), 429, "rate_limited")
+    assert_error(client.get("/api/v1/whoami", **bearer(plaintext)), 429, "rate_limited")
+    assert AccessToken.objects.count() == 1

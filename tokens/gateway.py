@@ -1,0 +1,205 @@
+"""The Codex CLI against the console: the three base URLs the CLI can be pointed at.
+
+- `/codex/auth/v1/user-auth-credential/whoami`: who an access token acts as, in the CLI's
+  words (`codex login --with-access-token`, and the start of every `codex exec`).
+- `/codex/backend-api/wham/config/bundle`: the workspace's managed configuration.
+- `/codex/api/responses`: one POST per turn. The run-start check decides (as `POST /api/v1/runs`
+  does), the first turn of a thread records a run and later turns count on it, then the request
+  goes on to the model provider and its server-sent events stream back as they arrive.
+
+Refusals are the API's (same statuses, codes and challenges, same throttle). Anything else under
+`/codex/` is a JSON 404, which the CLI goes on without.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
+from django.urls import path
+from django.utils import timezone
+
+from . import demo_model, services
+from .api import error_response, guarded, json_response, not_found
+from .authn import Refusal, authenticate, check, digest_of_bearer
+
+logger = logging.getLogger(__name__)
+
+READ_CHUNK = 64 * 1024
+UPSTREAM_CONNECT_TIMEOUT = 10
+# The CLI waits up to 300 s for the next event of a stream; so do we.
+UPSTREAM_IDLE_TIMEOUT = 300
+_USER_AGENT_PRODUCT = re.compile(r"^([A-Za-z0-9_.-]+)/([0-9A-Za-z_.+-]+)")
+
+
+def _ids(grant) -> dict:
+    return {"chatgpt_user_id": f"user-{grant.user_id}",
+            "chatgpt_account_id": f"workspace-{grant.workspace_id}"}
+
+
+@guarded("GET")
+def whoami(request, ip: str | None) -> HttpResponse:
+    now = timezone.now()
+    grant = authenticate(request, now)
+    services.token_touch(grant=grant, ip=ip, now=now)
+    return json_response({
+        "email": grant.user_email,
+        **_ids(grant),
+        "chatgpt_plan_type": grant.workspace_plan,
+        "chatgpt_account_is_fedramp": False,
+    })
+
+
+@guarded("GET")
+def config_bundle(request, ip: str | None) -> HttpResponse:
+    """The workspace's managed configuration. The CLI takes `config_toml` and
+    `requirements_toml` fragments here; the console's settings (Codex Local, access tokens)
+    are enforced by the console itself at every call, so they imply no fragment: `{}`."""
+    authenticate(request, timezone.now())
+    return json_response({})
+
+
+def _client_of(agent: str) -> str:
+    """`codex_exec/0.171.0 (Debian 12; x86_64) ...` -> `codex_exec 0.171.0`."""
+    found = _USER_AGENT_PRODUCT.match(agent)
+    return f"{found.group(1)} {found.group(2)}" if found else agent[:100]
+
+
+def _turn_metadata(request) -> dict:
+    try:
+        metadata = json.loads(request.META.get("HTTP_X_CODEX_TURN_METADATA", "") or "{}")
+    except ValueError:
+        return {}
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def _text(value, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _body(request) -> bytes:
+    """The request body, decompressed (the CLI sends zstd), within the configured bounds."""
+    limit = settings.CODEX_GATEWAY_MAX_BODY
+    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    if length > limit:
+        raise Refusal(413, "request_too_large", "The request body is too large.")
+    raw = request.read(limit + 1)
+    if len(raw) > limit:
+        raise Refusal(413, "request_too_large", "The request body is too large.")
+    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "zstd":
+        raise Refusal(415, "unsupported_encoding", "Send the body plain or zstd-compressed.")
+    import zstandard
+
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+            body = reader.read(limit + 1)
+    except zstandard.ZstdError:
+        raise Refusal(400, "invalid_request", "The body is not valid zstd.") from None
+    if len(body) > limit:
+        raise Refusal(413, "request_too_large", "The request body is too large.")
+    return body
+
+
+@guarded("GET", "POST")
+def responses(request, ip: str | None) -> HttpResponse:
+    if request.method == "GET":
+        if request.META.get("HTTP_UPGRADE", "").lower() == "websocket":
+            # The CLI tries a WebSocket first; 426 makes it use HTTPS at once.
+            # (No Upgrade header: WSGI servers refuse hop-by-hop headers from applications.)
+            return error_response(426, "upgrade_required",
+                                  "This console answers over HTTPS, not WebSockets.")
+        raise Refusal(405, "method_not_allowed", "POST a turn here.")
+    # The conversation may quote anything, a token included: only the header is looked at.
+    digest = digest_of_bearer(request, check_body=False)
+    body = _body(request)
+    upstream = settings.CODEX_UPSTREAM_URL
+    if not upstream and not settings.DEBUG:
+        check(digest, timezone.now())  # a refused token hears why, not that there is no model
+        raise Refusal(503, "no_model_provider",
+                      "No model provider is configured for this console (CODEX_UPSTREAM_URL).")
+    metadata = _turn_metadata(request)
+    agent = request.META.get("HTTP_USER_AGENT", "")[:300]
+    thread_id = _text(metadata.get("thread_id"), 100) or request.META.get("HTTP_THREAD_ID", "")[:100]
+    grant, run_id = services.run_start(
+        digest=digest, now=timezone.now(), client=_client_of(agent)[:200], ip=ip, agent=agent,
+        thread_id=thread_id, model=_text(metadata.get("model"), 100),
+        sandbox_mode=_text(metadata.get("sandbox_mode"), 50),
+    )
+    if not upstream:
+        return _stream(demo_model.events(body, grant))
+    return _relay(upstream, body)
+
+
+def _stream(chunks) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the events back
+    return response
+
+
+def _relay(url: str, body: bytes) -> HttpResponse:
+    """POST the turn to the model provider and stream its answer back as it arrives."""
+    parts = urlsplit(url)
+    kind = HTTPSConnection if parts.scheme == "https" else HTTPConnection
+    upstream = kind(parts.hostname, parts.port, timeout=UPSTREAM_CONNECT_TIMEOUT)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    try:
+        upstream.request("POST", target, body=body, headers={
+            "Authorization": f"Bearer {settings.CODEX_UPSTREAM_API_KEY}",
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+        })
+        upstream.sock.settimeout(UPSTREAM_IDLE_TIMEOUT)
+        answer = upstream.getresponse()
+    except (OSError, HTTPException):
+        upstream.close()
+        logger.warning("The model provider at %s cannot be reached", parts.hostname, exc_info=True)
+        raise Refusal(502, "upstream_unavailable",
+                      "The model provider cannot be reached. Try again shortly.") from None
+    # The run is recorded; a stream can last minutes, so give the database connection back
+    # rather than hold it idle meanwhile (not inside a transaction a caller still needs).
+    if not connection.in_atomic_block:
+        connection.close()
+
+    def chunks():
+        try:
+            while True:
+                chunk = answer.read1(READ_CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+        except (OSError, HTTPException):
+            logger.warning("The model provider's stream broke off", exc_info=True)
+        finally:
+            upstream.close()
+
+    if answer.status >= 400:
+        detail = answer.read(READ_CHUNK)
+        upstream.close()
+        response = HttpResponse(detail, status=answer.status,
+                                content_type=answer.getheader("Content-Type", "application/json"))
+        response["Cache-Control"] = "no-store"
+        return response
+    response = _stream(chunks())
+    response["Content-Type"] = answer.getheader("Content-Type", "text/event-stream")
+    return response
+
+
+urlpatterns = [
+    path("auth/v1/user-auth-credential/whoami", whoami, name="codex_whoami"),
+    path("backend-api/wham/config/bundle", config_bundle, name="codex_config_bundle"),
+    path("api/responses", responses, name="codex_responses"),
+    path("", not_found),
+    path("<path:rest>", not_found),
+]
