@@ -31,6 +31,19 @@
       return;
     }
 
+    var rotate = event.target.closest("[data-rotate]");
+    if (rotate) {
+      var rotateDialog = document.getElementById("rotate-dialog");
+      if (!rotateDialog) return;
+      event.preventDefault();
+      rotateDialog.querySelector("form[method=post]").setAttribute("action", rotate.form.getAttribute("action"));
+      rotateDialog.querySelector("[data-rotate-title]").textContent = "Rotate “" + rotate.getAttribute("data-rotate") + "”";
+      showModal(rotateDialog);
+      var checked = rotateDialog.querySelector("input[type=radio]:checked");
+      if (checked) checked.focus();
+      return;
+    }
+
     var confirmLink = event.target.closest("[data-confirm]");
     if (confirmLink) {
       var dialog = document.getElementById("confirm-dialog");

@@ -89,3 +89,10 @@ def table_of(response) -> str:
     if "<tbody>" not in html:
         return ""
     return html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+
+
+def row_of(response, token) -> str:
+    """The list's row of one token, as text."""
+    html = response.content.decode()
+    start = html.index(f'<tr data-token-id="{token.pk}"')
+    return html[start:html.index("</tr>", start)]

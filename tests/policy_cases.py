@@ -13,13 +13,15 @@ ADMIN_CAPABILITIES = {
     Perm.VIEW_GOVERNANCE, Perm.VIEW_AUDIT_LOG, Perm.VIEW_ACCESS_TOKENS, Perm.MANAGE_ACCESS_TOKENS,
 }
 
-# Custom role held through a group: (grants Codex Local, grants access tokens), or None.
-CUSTOM_CASES = [None, (False, False), (True, False), (False, True), (True, True)]
+# Custom role held through a group: (grants Codex Local, grants access tokens, grants Codex
+# admin), or None.
+CUSTOM_CASES = [None, (False, False, False), (True, False, False), (False, True, False),
+                (True, True, False), (False, False, True), (True, True, True)]
 
 
 def expected(perm, role, plan, allow_local, allow_tokens, custom):
     """What each person may do, by the product docs."""
-    custom_local, custom_tokens = custom or (False, False)
+    custom_local, custom_tokens, custom_admin = custom or (False, False, False)
     token_plan = plan in (Plan.BUSINESS, Plan.ENTERPRISE)
     if role in (Role.OWNER, Role.ADMIN):
         if perm == Perm.MANAGE_OWNERS:
@@ -34,6 +36,9 @@ def expected(perm, role, plan, allow_local, allow_tokens, custom):
         Perm.USE_CODEX_LOCAL: local,
         Perm.USE_ACCESS_TOKENS: tokens,
         Perm.VIEW_ACCESS_TOKENS: tokens,
+        # Codex admin: Settings and Permissions and Governance, nothing else.
+        Perm.MANAGE_SETTINGS: custom_admin,
+        Perm.VIEW_GOVERNANCE: custom_admin,
     }.get(perm, False)
 
 
@@ -55,12 +60,13 @@ def member_in_case(role, plan, allow_local, allow_tokens, custom):
         group = GroupFactory(workspace=workspace)
         group.members.add(membership)
         CustomRoleFactory(workspace=workspace, grants_codex_local=custom[0],
-                          grants_access_tokens=custom[1]).groups.add(group)
+                          grants_access_tokens=custom[1],
+                          grants_codex_admin=custom[2]).groups.add(group)
     return membership
 
 
 # The cast of the object-level matrix: who acts.
-ACTORS = ["owner", "admin", "member_with_tokens", "member"]
+ACTORS = ["owner", "admin", "codex_admin", "member_with_tokens", "member"]
 
 
 def cast(workspace):
@@ -71,9 +77,13 @@ def cast(workspace):
         "admin": MembershipFactory(workspace=workspace, role=Role.ADMIN),
         "member_with_tokens": MembershipFactory(workspace=workspace, role=Role.MEMBER),
         "member": MembershipFactory(workspace=workspace, role=Role.MEMBER),
+        "codex_admin": MembershipFactory(workspace=workspace, role=Role.MEMBER),
     }
     group = GroupFactory(workspace=workspace)
     group.members.add(people["member_with_tokens"])
     CustomRoleFactory(workspace=workspace, grants_codex_local=False,
                       grants_access_tokens=True).groups.add(group)
+    admins = GroupFactory(workspace=workspace)
+    admins.members.add(people["codex_admin"])
+    CustomRoleFactory(workspace=workspace, grants_codex_admin=True).groups.add(admins)
     return people

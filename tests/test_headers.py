@@ -49,6 +49,8 @@ PAGES = {
     "tokens:list": "owner",
     "tokens:create": "owner",
     "tokens:revoke": "owner",
+    "tokens:detail": "owner",
+    "tokens:rotate": "owner",
     "tokens:governance": "owner",
     "picker": "owner",
     "password_change": "owner",

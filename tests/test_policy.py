@@ -80,6 +80,8 @@ TOKENS = {
     "owner": (True, True, False),
     "admin": (True, True, False),
     "member_with_tokens": (True, False, False),
+    # Codex admin grants nothing over other members' tokens.
+    "codex_admin": (True, False, False),
     # A member who created a token and then lost the permission still sees and revokes it.
     "member": (True, False, False),
 }
@@ -105,6 +107,7 @@ PAGE = {
     "owner": (True, True),
     "admin": (True, True),
     "member_with_tokens": (True, True),
+    "codex_admin": (False, True),
     "member": (False, True),
 }
 
@@ -179,6 +182,7 @@ def test_removing_members(db, actor, owners):
 INVITES = {
     "owner": [Role.OWNER, Role.ADMIN, Role.MEMBER],
     "admin": [Role.ADMIN, Role.MEMBER],
+    "codex_admin": [],
     "member_with_tokens": [],
     "member": [],
 }

@@ -7,7 +7,7 @@ import re
 from tokens.models import AccessToken
 from workspaces.models import AuditEvent, CustomRole
 
-from .factories import make_token, table_of
+from .factories import make_token, row_of, table_of
 
 LIST = "/w/acme/admin/access-tokens/"
 SETTINGS = "/w/acme/admin/settings/"
@@ -52,14 +52,12 @@ def test_creating_without_the_permission_is_the_403_advice_page(client, member_w
 
 
 def test_owners_see_suspended_tokens_as_suspended(client, owner, member_with_token_permission):
-    make_token(member_with_token_permission, name="nightly")
-    make_token(owner, name="mine")
+    nightly, _ = make_token(member_with_token_permission, name="nightly")
+    mine, _ = make_token(owner, name="mine")
     lose_the_permission()
     client.force_login(owner.user)
-    rows = table_of(client.get(LIST))
-    nightly = rows.split("nightly")[1].split("</tr>")[0]
-    mine = rows.split("mine")[1].split("</tr>")[0]
-    assert "Suspended" in nightly and "Active" in mine
+    page = client.get(LIST)
+    assert "Suspended" in row_of(page, nightly) and "Active" in row_of(page, mine)
 
 
 def test_the_settings_page_warns_before_the_toggle_goes_off(client, owner, member, workspace):

@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from workspaces.audit import client_ip
 
 from . import services, throttle
-from .authn import Refusal, authenticate, digest_of_bearer, iso
+from .authn import OutsideRanges, Refusal, authenticate, digest_of_bearer, iso
 from .models import Run
 
 REALM = 'Bearer realm="codex"'
@@ -89,6 +89,10 @@ def guarded(*methods: str):
             except Refusal as refusal:
                 if refusal.status in (401, 403):
                     throttle.count(ip)
+                if isinstance(refusal, OutsideRanges):
+                    services.token_refused_from(token_id=refusal.token_id,
+                                                ip=None if ip == "unknown" else ip,
+                                                now=timezone.now())
                 return error_response(refusal.status, refusal.code, refusal.message)
             except RequestDataTooBig:
                 return error_response(*TOO_BIG)
@@ -104,7 +108,7 @@ def guarded(*methods: str):
 @guarded("GET")
 def whoami(request, ip: str | None) -> HttpResponse:
     now = timezone.now()
-    grant = authenticate(request, now)
+    grant = authenticate(request, now, ip)
     services.token_touch(grant=grant, ip=ip, now=now)
     return json_response(grant.body())
 

@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from workspaces.permissions import Facts, holds, may_use_tokens
 
-from . import codec
+from . import codec, ipranges
 
 _ACCESS_TOKEN_PARAM = re.compile(r'(?:^|[&{,\s])"?access_token"?\s*[=:]')
 
@@ -79,6 +79,7 @@ def aware(value) -> datetime | None:
 # PostgreSQL it is prepared once per connection (see `cursor()`).
 FACTS_SQL = """
 SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, t.last_used_at,
+       t.allowed_ips,
        w.id AS workspace_id, w.slug AS workspace_slug, w.name AS workspace_name, w.plan,
        w.allow_codex_local, w.allow_access_tokens,
        u.id AS user_id, u.email AS user_email, u.is_active AS user_active,
@@ -179,8 +180,19 @@ def facts_of(row) -> Facts:
                  custom_access_tokens=bool(row.custom_tokens))
 
 
-def decide(row, now) -> Grant:
-    """Whether the token whose facts are `row` may act now, by the policy. Raises `Refusal`."""
+class OutsideRanges(Refusal):
+    """The call comes from outside the token's allowed IP ranges."""
+
+    def __init__(self, token_id: int):
+        super().__init__(403, "ip_not_allowed",
+                         "This access token may not be used from this address: it is outside "
+                         "the token's allowed IP ranges.")
+        self.token_id = token_id
+
+
+def decide(row, now, ip: str | None) -> Grant:
+    """Whether the token whose facts are `row` may act now, from `ip`, by the policy. Raises
+    `Refusal`."""
     if row is None:
         raise Refusal(401, "invalid_token", "This access token does not exist.")
     if row.revoked_at is not None:
@@ -188,6 +200,8 @@ def decide(row, now) -> Grant:
     expires_at = aware(row.expires_at)
     if expires_at is not None and expires_at <= now:
         raise Refusal(*EXPIRED)
+    if not ipranges.allows(row.allowed_ips, ip):
+        raise OutsideRanges(row.token_id)
     if row.role is None or not row.user_active:
         raise Refusal(403, "access_denied",
                       "The member who created this token is no longer in the workspace.")
@@ -203,11 +217,11 @@ def decide(row, now) -> Grant:
                  workspace_plan=row.plan, user_id=row.user_id, user_email=row.user_email)
 
 
-def check(digest: str, now) -> Grant:
-    """Decide whether the token with this digest may act now. Raises `Refusal`."""
-    return decide(fetch_one(FACTS_SQL, {"digest": digest}), now)
+def check(digest: str, now, ip: str | None) -> Grant:
+    """Decide whether the token with this digest may act now, from `ip`. Raises `Refusal`."""
+    return decide(fetch_one(FACTS_SQL, {"digest": digest}), now, ip)
 
 
-def authenticate(request, now) -> Grant:
+def authenticate(request, now, ip: str | None) -> Grant:
     """Decide whether the bearer token of this request may act now. Raises `Refusal`."""
-    return check(digest_of_bearer(request), now)
+    return check(digest_of_bearer(request), now, ip)

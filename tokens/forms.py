@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from workspaces.forms import ConsoleForm, DateRangeForm
 
+from . import ipranges
 from .services import NAME_MAX
 
 PRESET_DAYS = (7, 30, 60, 90)
@@ -13,11 +14,18 @@ CUSTOM = "custom"
 NEVER = "never"
 
 
+def today_utc():
+    return timezone.now().astimezone(UTC).date()
+
+
 def tomorrow_utc():
-    return timezone.now().astimezone(UTC).date() + timedelta(days=1)
+    return today_utc() + timedelta(days=1)
 
 
 class TokenCreateForm(ConsoleForm):
+    """Name, expiration and allowed IP ranges. With a workspace's maximum lifetime, only
+    expirations within it are offered (the service refuses longer ones whatever is posted)."""
+
     name = forms.CharField(
         label="Name",
         max_length=NAME_MAX,
@@ -40,21 +48,52 @@ class TokenCreateForm(ConsoleForm):
         input_formats=["%Y-%m-%d"],
         error_messages={"invalid": "Enter a date as YYYY-MM-DD."},
     )
+    allowed_ips = forms.CharField(
+        label="Allowed IP ranges (optional)",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "e.g. 203.0.113.0/24, 2001:db8::/48",
+                                     "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Addresses or CIDR ranges, IPv4 or IPv6, separated by commas or new lines, "
+                  "at most 20. Empty: the token works from anywhere.",
+        error_messages={"max_length": "That is too long for 20 ranges."},
+    )
     request_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, max_days: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        today = timezone.now().astimezone(UTC).date()
-        self.fields["expiration"].choices = [
-            *((str(d), f"{d} days ({(today + timedelta(days=d)):%b %-d, %Y})") for d in PRESET_DAYS),
-            (CUSTOM, "Custom…"),
-            (NEVER, "No expiration"),
-        ]
-        tomorrow = tomorrow_utc()
-        self.fields["custom_date"].widget.attrs["min"] = tomorrow.isoformat()
+        today = today_utc()
+        self.max_days = max_days
+        presets = [d for d in PRESET_DAYS if max_days is None or d <= max_days]
+        choices = [(str(d), f"{d} days ({(today + timedelta(days=d)):%b %-d, %Y})") for d in presets]
+        choices.append((CUSTOM, "Custom…"))
+        if max_days is None:
+            choices.append((NEVER, "No expiration"))
+        self.fields["expiration"].choices = choices
+        if "30" not in dict(choices):
+            self.fields["expiration"].initial = str(presets[-1]) if presets else CUSTOM
+        date_attrs = self.fields["custom_date"].widget.attrs
+        date_attrs["min"] = tomorrow_utc().isoformat()
+        if max_days is not None:
+            date_attrs["max"] = self.latest_day.isoformat()
+            self.fields["expiration"].help_text = (
+                f"This workspace's tokens expire within {max_days} days.")
         if not self.is_bound:
             self.initial.setdefault("request_key", secrets.token_urlsafe(24))
-            self.initial.setdefault("custom_date", tomorrow + timedelta(days=29))
+            default = tomorrow_utc() + timedelta(days=29)
+            if max_days is not None:
+                default = min(default, self.latest_day)
+            self.initial.setdefault("custom_date", default)
+
+    @property
+    def latest_day(self):
+        return today_utc() + timedelta(days=self.max_days)
+
+    def clean_allowed_ips(self):
+        try:
+            return ipranges.to_text(ipranges.parse(self.cleaned_data["allowed_ips"]))
+        except ipranges.RangeError as error:
+            raise forms.ValidationError(str(error)) from None
 
     def clean(self):
         data = super().clean()
@@ -66,6 +105,9 @@ class TokenCreateForm(ConsoleForm):
                     self.add_error("custom_date", "Choose the day the token expires.")
             elif day < tomorrow_utc():
                 self.add_error("custom_date", "Choose a day from tomorrow on.")
+            elif self.max_days is not None and day > self.latest_day:
+                self.add_error("custom_date", f"Choose a day on or before {self.latest_day:%b %-d, %Y}"
+                                              f" (tokens here live at most {self.max_days} days).")
         return data
 
     @property
@@ -77,6 +119,30 @@ class TokenCreateForm(ConsoleForm):
         if choice == CUSTOM:
             return datetime.combine(self.cleaned_data["custom_date"], time.max, tzinfo=UTC)
         return timezone.now() + timedelta(days=int(choice))
+
+
+# The keys are services.OVERLAPS's.
+OVERLAP_CHOICES = [
+    ("0", "Stop the old token right away"),
+    ("1h", "Keep the old token working for 1 hour"),
+    ("24h", "Keep the old token working for 24 hours"),
+    ("7d", "Keep the old token working for 7 days"),
+]
+
+
+class TokenRotateForm(ConsoleForm):
+    overlap = forms.ChoiceField(
+        label="While your automation picks up the new token", choices=OVERLAP_CHOICES,
+        initial="24h", widget=forms.RadioSelect,
+        error_messages={"invalid_choice": "Choose how long the old token keeps working.",
+                        "required": "Choose how long the old token keeps working."},
+    )
+    request_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("request_key", secrets.token_urlsafe(24))
 
 
 class GovernanceFilterForm(DateRangeForm):

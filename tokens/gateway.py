@@ -46,7 +46,7 @@ def _ids(grant) -> dict:
 @guarded("GET")
 def whoami(request, ip: str | None) -> HttpResponse:
     now = timezone.now()
-    grant = authenticate(request, now)
+    grant = authenticate(request, now, ip)
     services.token_touch(grant=grant, ip=ip, now=now)
     return json_response({
         "email": grant.user_email,
@@ -61,7 +61,7 @@ def config_bundle(request, ip: str | None) -> HttpResponse:
     """The workspace's managed configuration. The CLI takes `config_toml` and
     `requirements_toml` fragments here; the console's settings (Codex Local, access tokens)
     are enforced by the console itself at every call, so they imply no fragment: `{}`."""
-    authenticate(request, timezone.now())
+    authenticate(request, timezone.now(), ip)
     return json_response({})
 
 
@@ -123,7 +123,7 @@ def responses(request, ip: str | None) -> HttpResponse:
     body = _body(request)
     upstream = settings.CODEX_UPSTREAM_URL
     if not upstream and not settings.DEBUG:
-        check(digest, timezone.now())  # a refused token hears why, not that there is no model
+        check(digest, timezone.now(), ip)  # a refused token hears why, not that there is no model
         raise Refusal(503, "no_model_provider",
                       "No model provider is configured for this console (CODEX_UPSTREAM_URL).")
     metadata = _turn_metadata(request)

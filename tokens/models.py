@@ -38,6 +38,20 @@ class AccessToken(models.Model):
     )
     # The create form's one-time key: the same form posted twice makes one token.
     request_key = models.CharField(max_length=64, blank=True, db_default="", editable=False)
+    # Rotation: the token this one replaced (its `replaced_by` is this one), and when this one
+    # was first used (so the creator sees the replacement has been picked up).
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by"
+    )
+    first_used_at = models.DateTimeField(null=True, blank=True)
+    # Where the token may be used from: addresses and CIDR ranges, one per line, normalised
+    # (empty: anywhere); and the last call refused for coming from elsewhere.
+    allowed_ips = models.TextField(blank=True, db_default="")
+    last_refused_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_refused_at = models.DateTimeField(null=True, blank=True)
+    # Expiry reminders sent to the creator: a week before, and on the day. Each once.
+    reminded_week_at = models.DateTimeField(null=True, blank=True)
+    reminded_day_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -8,24 +8,31 @@ one; nothing stores or logs it.
 
 from __future__ import annotations
 
-from datetime import datetime
+import logging
+from datetime import UTC, datetime, time, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q, Value
+from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from workspaces import permissions
 from workspaces.audit import Actor, record
 from workspaces.errors import Forbidden, ServiceError
+from workspaces.locking import lock_members
+from workspaces.mail import compose, send_now, send_on_commit
 from workspaces.models import Membership, Workspace
 from workspaces.permissions import Perm
 
-from . import codec
+from . import codec, ipranges
 from .authn import EXPIRED, FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
-from .models import AccessToken, Run
+from .models import AccessToken, Run, TokenStatus
 
 NAME_MAX = 100
+logger = logging.getLogger(__name__)
 
 
 class AlreadySubmitted(ServiceError):
@@ -45,6 +52,69 @@ def _active(qs, now):
     return qs.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
 
 
+def latest_expiry(workspace: Workspace, now: datetime) -> datetime | None:
+    """The latest a new token of this workspace may expire (None: no limit): the end, in UTC,
+    of the day that is the maximum lifetime away from today."""
+    days = workspace.max_token_lifetime_days
+    if days is None:
+        return None
+    last_day = now.astimezone(UTC).date() + timedelta(days=days)
+    return datetime.combine(last_day, time.max, tzinfo=UTC)
+
+
+def _check_lifetime(workspace: Workspace, expires_at: datetime | None, now: datetime) -> None:
+    limit = latest_expiry(workspace, now)
+    if limit is None:
+        return
+    days = workspace.max_token_lifetime_days
+    if expires_at is None:
+        raise ServiceError(f"Tokens in {workspace.name} must expire within {days} days: choose "
+                           "an expiration.", "expiration")
+    if expires_at > limit:
+        raise ServiceError(f"Tokens in {workspace.name} may live at most {days} days: choose an "
+                           f"expiration on or before {limit:%b %-d, %Y}.", "expiration")
+
+
+@sensitive_variables("plaintext")
+def _mint(*, membership: Membership, name: str, expires_at: datetime | None, allowed_ips: str,
+          request_key: str, now: datetime, replaces: AccessToken | None = None,
+          ) -> tuple[AccessToken, str]:
+    """A new token row and its plaintext (inside the caller's transaction)."""
+    plaintext = codec.generate()
+    try:
+        with transaction.atomic():
+            token = AccessToken.objects.create(
+                workspace=membership.workspace, created_by=membership.user, name=name,
+                digest=codec.digest(plaintext), last_characters=plaintext[-4:], created_at=now,
+                expires_at=expires_at, allowed_ips=allowed_ips, request_key=request_key or "",
+                replaces=replaces,
+            )
+    except IntegrityError:
+        existing = AccessToken.objects.filter(created_by=membership.user,
+                                              request_key=request_key).first()
+        if request_key and existing is not None:
+            raise AlreadySubmitted(existing) from None
+        raise
+    return token, plaintext
+
+
+def _lock_creator(membership: Membership, request_key: str | None) -> Membership:
+    """The member, locked (so the name and request-key checks hold), who must still hold the
+    access token permission on a plan that has tokens."""
+    membership = Membership.objects.select_for_update(of=("self",)).select_related(
+        "workspace", "user").get(pk=membership.pk)
+    if request_key:
+        existing = AccessToken.objects.filter(created_by=membership.user,
+                                              request_key=request_key).first()
+        if existing is not None:
+            raise AlreadySubmitted(existing)
+    if not permissions.plan_supports_tokens(membership.workspace.plan):
+        raise Forbidden("Codex access tokens need a Business or Enterprise plan.")
+    if not permissions.can(membership, Perm.USE_ACCESS_TOKENS):
+        raise Forbidden(permissions.ASK_FOR_TOKENS)
+    return membership
+
+
 @sensitive_variables("plaintext")
 @transaction.atomic
 def token_create(
@@ -53,26 +123,18 @@ def token_create(
     actor: Actor,
     name: str,
     expires_at: datetime | None,
+    allowed_ips: str = "",
     request_key: str | None = None,
 ) -> tuple[AccessToken, str]:
     """Create an access token acting as `membership`'s user; returns it and its plaintext.
 
     The plaintext is returned once and never stored: only its SHA-256 digest is. Posting the
     same `request_key` twice creates one token and raises `AlreadySubmitted` the second time.
+    The workspace's maximum token lifetime holds, whatever the form offered.
     """
-    # Serialise token creation per member: the duplicate-name and request-key checks hold.
-    membership = Membership.objects.select_for_update(of=("self",)).select_related(
-        "workspace", "user").get(pk=membership.pk)
+    membership = _lock_creator(membership, request_key)
     workspace, user = membership.workspace, membership.user
     now = timezone.now()
-    if request_key:
-        existing = AccessToken.objects.filter(created_by=user, request_key=request_key).first()
-        if existing is not None:
-            raise AlreadySubmitted(existing)
-    if not permissions.plan_supports_tokens(workspace.plan):
-        raise Forbidden("Codex access tokens need a Business or Enterprise plan.")
-    if not permissions.can(membership, Perm.USE_ACCESS_TOKENS):
-        raise Forbidden(permissions.ASK_FOR_TOKENS)
     name = (name or "").strip()
     if not name:
         raise ServiceError("Enter a name for the token.", "name")
@@ -80,45 +142,101 @@ def token_create(
         raise ServiceError(f"The name can be at most {NAME_MAX} characters.", "name")
     if expires_at is not None and expires_at <= now:
         raise ServiceError("The expiration must be in the future.", "expiration")
-    if _active(AccessToken.objects.filter(workspace=workspace, created_by=user, name=name), now
-               ).exists():
+    _check_lifetime(workspace, expires_at, now)
+    try:
+        allowed_ips = ipranges.to_text(ipranges.parse(allowed_ips))
+    except ipranges.RangeError as error:
+        raise ServiceError(str(error), "allowed_ips") from None
+    clash = _active(AccessToken.objects.filter(workspace=workspace, created_by=user, name=name,
+                                               replaced_by__isnull=True), now)
+    if clash.exists():
         raise ServiceError(
             f"You already have an active token called “{name}”. Choose another name.", "name"
         )
-    plaintext = codec.generate()
-    try:
-        with transaction.atomic():
-            token = AccessToken.objects.create(
-                workspace=workspace,
-                created_by=user,
-                name=name,
-                digest=codec.digest(plaintext),
-                last_characters=plaintext[-4:],
-                created_at=now,
-                expires_at=expires_at,
-                request_key=request_key or "",
-            )
-    except IntegrityError:
-        existing = AccessToken.objects.filter(created_by=user, request_key=request_key).first()
-        if request_key and existing is not None:
-            raise AlreadySubmitted(existing) from None
-        raise
+    token, plaintext = _mint(membership=membership, name=name, expires_at=expires_at,
+                             allowed_ips=allowed_ips, request_key=request_key, now=now)
     record(
-        workspace=workspace, actor=actor, action="token.created", target=name,
+        workspace=workspace, actor=actor, action="token.created", target=name, token_id=token.pk,
         details={
             "token_id": token.pk,
             "last_characters": token.last_characters,
             "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"allowed_ips": allowed_ips.split("\n")} if allowed_ips else {}),
         },
     )
     return token, plaintext
+
+
+OVERLAPS = {"0": timedelta(0), "1h": timedelta(hours=1), "24h": timedelta(hours=24),
+            "7d": timedelta(days=7)}
+
+
+@sensitive_variables("plaintext")
+@transaction.atomic
+def token_rotate(*, token: AccessToken, acting: Membership, actor: Actor, overlap: str,
+                 request_key: str | None = None) -> tuple[AccessToken, str]:
+    """Replace a token with a new one: the same name, the same lifetime counted from now (within
+    the workspace's limit) and the same allowed ranges. The old token works until the overlap
+    ends and then expires (`0`: it is revoked at once). Only its creator rotates a token, and
+    only while it is active and not yet replaced. One audit event names both tokens."""
+    if overlap not in OVERLAPS:
+        raise ServiceError("Choose how long the old token keeps working: 0, 1h, 24h or 7d.",
+                           "overlap")
+    acting = _lock_creator(acting, request_key)
+    now = timezone.now()
+    old = AccessToken.objects.select_for_update(of=("self",)).select_related(
+        "workspace", "created_by").filter(pk=token.pk).first()
+    if old is None or not permissions.can_rotate_token(acting, old):
+        raise Forbidden("Only the token's creator can rotate it.")
+    if old.status_at(now) != TokenStatus.ACTIVE:
+        raise ServiceError("Only an active token can be rotated.")
+    if AccessToken.objects.filter(replaces=old).exists():
+        raise ServiceError("This token was rotated already: rotate its replacement instead.")
+    workspace = acting.workspace
+    expires_at, capped = None, False
+    if old.expires_at is not None:
+        expires_at = now + (old.expires_at - old.created_at)
+    limit = latest_expiry(workspace, now)
+    if limit is not None and (expires_at is None or expires_at > limit):
+        expires_at, capped = limit, True
+    new, plaintext = _mint(membership=acting, name=old.name, expires_at=expires_at,
+                           allowed_ips=old.allowed_ips, request_key=request_key, now=now,
+                           replaces=old)
+    old_expires_before = old.expires_at
+    if OVERLAPS[overlap]:
+        ends = now + OVERLAPS[overlap]
+        if old.expires_at is None or old.expires_at > ends:
+            AccessToken.objects.filter(pk=old.pk).update(expires_at=ends)
+            old.expires_at = ends
+    else:
+        AccessToken.objects.filter(pk=old.pk).update(revoked_at=now, revoked_by=actor.user)
+        old.revoked_at, old.revoked_by = now, actor.user
+    record(
+        workspace=workspace, actor=actor, action="token.rotated", target=old.name,
+        token_id=old.pk,
+        details={
+            "token_id": old.pk, "last_characters": old.last_characters,
+            "replacement_id": new.pk, "replacement_last_characters": new.last_characters,
+            "overlap": overlap,
+            "old_token_works_until": (old.revoked_at or old.expires_at or now).isoformat(),
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"shortened_to_the_workspace_limit": True} if capped else {}),
+            **({"old_expires_at": old_expires_before.isoformat()} if old_expires_before else {}),
+        },
+    )
+    return new, plaintext
+
+
+REVOKERS = {"leak report": "a leak report: the token was found where others can see it"}
 
 
 def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
     """Revoke one token inside the caller's transaction; False if it was revoked already.
 
     The conditional UPDATE takes the row lock, so a run being recorded for this token either
-    committed before the revocation or sees it and is refused.
+    committed before the revocation or sees it and is refused. When someone other than its
+    creator revokes it (an owner, an admin, a leak report), the creator is mailed once the
+    revocation commits.
     """
     now = timezone.now()
     changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -133,8 +251,16 @@ def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
         details["reason"] = reason
     record(
         workspace=token.workspace, actor=actor, action="token.revoked", target=token.name,
-        details=details,
+        details=details, token_id=token.pk,
     )
+    if actor.user is None or actor.user.pk != token.created_by_id:
+        by = (f"{actor.user.display_name} ({actor.user.email})" if actor.user
+              else REVOKERS.get(reason, "the console"))
+        send_on_commit(compose("token_revoked", token.created_by.email, {
+            "token": token, "by": by, "reason": reason,
+            "url": settings.SITE_URL + reverse("tokens:detail",
+                                               args=[token.workspace.slug, token.pk]),
+        }))
     return True
 
 
@@ -158,12 +284,117 @@ def tokens_revoke_for_member(*, membership: Membership, actor: Actor, reason: st
     return sum(_revoke(t, actor, reason) for t in tokens)
 
 
+@transaction.atomic
+def tokens_revoke_selected(*, ids, acting: Membership, actor: Actor) -> dict:
+    """Revoke the tokens with these ids, each as if one by one (each audited). Tokens `acting`
+    may not revoke (not theirs, another workspace's, unknown) are left alone and counted, and
+    so are those already revoked: {"revoked": [names], "already": n, "refused": n}."""
+    acting = _lock_acting(acting)
+    wanted = {int(i) for i in ids if str(i).isdigit()}
+    tokens = list(permissions.visible_tokens(acting, AccessToken.objects.filter(pk__in=wanted))
+                  .select_related("workspace", "created_by").order_by("name", "id"))
+    result = {"revoked": [], "already": 0, "refused": len(wanted) - len(tokens)}
+    for token in tokens:
+        if _revoke(token, actor, "revoked with others selected on the list"):
+            result["revoked"].append(token.name)
+        else:
+            result["already"] += 1
+    return result
+
+
+@transaction.atomic
+def tokens_revoke_member(*, membership: Membership, acting: Membership, actor: Actor) -> int:
+    """Revoke every active token a member created in the workspace (owners and admins)."""
+    membership, acting = lock_members(membership, acting)
+    if not permissions.can_see_all_tokens(acting) or membership.workspace_id != acting.workspace_id:
+        raise Forbidden("Only owners and admins can revoke another member's tokens.")
+    return tokens_revoke_for_member(membership=membership, actor=actor,
+                                    reason="all of the member's tokens revoked")
+
+
+def tokens_outliving(workspace: Workspace, now: datetime):
+    """Active tokens that would outlive the workspace's maximum lifetime from now."""
+    limit = latest_expiry(workspace, now)
+    if limit is None:
+        return AccessToken.objects.none()
+    return _active(AccessToken.objects.filter(workspace=workspace), now).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=limit))
+
+
+@transaction.atomic
+def tokens_shorten(*, acting: Membership, actor: Actor) -> int:
+    """Shorten every active token that outlives the workspace's maximum lifetime to it (each
+    audited, before and after). Owners and admins. Returns how many."""
+    workspace = Workspace.objects.select_for_update().get(pk=acting.workspace_id)
+    acting = _lock_acting(acting)
+    if not permissions.can_see_all_tokens(acting):
+        raise Forbidden("Only owners and admins can shorten other members' tokens.")
+    now = timezone.now()
+    limit = latest_expiry(workspace, now)
+    count = 0
+    for token in tokens_outliving(workspace, now).select_for_update(of=("self",)):
+        before = token.expires_at
+        AccessToken.objects.filter(pk=token.pk).update(expires_at=limit)
+        record(workspace=workspace, actor=actor, action="token.shortened", target=token.name,
+               token_id=token.pk, details={
+                   "token_id": token.pk, "last_characters": token.last_characters,
+                   "expires_at": {"before": before.isoformat() if before else None,
+                                  "after": limit.isoformat()},
+                   "limit_days": workspace.max_token_lifetime_days})
+        count += 1
+    return count
+
+
+# Expiry reminders -------------------------------------------------------------------------
+
+REMINDER_WEEK = timedelta(days=7)
+
+
+def _reminder_candidates(now: datetime):
+    """Active, not replaced tokens of active creators that have a reminder due: a week before
+    the expiry (for tokens that live longer than a week) and on the day itself (UTC)."""
+    today_ends = datetime.combine(now.astimezone(UTC).date(), time.max, tzinfo=UTC)
+    base = AccessToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now,
+                                      replaced_by__isnull=True, created_by__is_active=True)
+    week = base.filter(reminded_week_at__isnull=True, reminded_day_at__isnull=True,
+                       expires_at__lte=now + REMINDER_WEEK,
+                       expires_at__gt=F("created_at") + REMINDER_WEEK)
+    day = base.filter(reminded_day_at__isnull=True, expires_at__lte=today_ends,
+                      expires_at__gt=F("created_at") + timedelta(days=1))
+    return [("week", pk) for pk in week.values_list("pk", flat=True)] + \
+        [("day", pk) for pk in day.values_list("pk", flat=True)]
+
+
+def send_token_reminders(*, now: datetime | None = None) -> int:
+    """Mail creators about tokens that expire in a week or today. Each reminder goes once,
+    however often this runs and however many run at once: a reminder is claimed by a
+    conditional UPDATE, and the claim commits only once its mail is sent (a mail that cannot
+    go out is tried again on the next run). Returns how many were sent."""
+    now = now or timezone.now()
+    sent = 0
+    for which, pk in _reminder_candidates(now):
+        field = "reminded_week_at" if which == "week" else "reminded_day_at"
+        try:
+            with transaction.atomic():
+                if not AccessToken.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(
+                        **{field: now}):
+                    continue  # another run sent it
+                token = AccessToken.objects.select_related("workspace", "created_by").get(pk=pk)
+                send_now(compose("token_expiry", token.created_by.email, {
+                    "token": token, "today": which == "day",
+                    "days": (token.expires_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days,
+                    "url": settings.SITE_URL + reverse("tokens:detail",
+                                                       args=[token.workspace.slug, token.pk]),
+                }))
+        except Exception:
+            logger.exception("Could not send the %s reminder for access token %s", which, pk)
+            continue
+        sent += 1
+    return sent
+
+
 def _lock_acting(acting: Membership) -> Membership:
-    acting = Membership.objects.select_for_update(of=("self",)).select_related(
-        "workspace", "user").filter(pk=acting.pk).first()
-    if acting is None:
-        raise Forbidden("You are no longer a member of this workspace.")
-    return acting
+    return lock_members(acting)[0]
 
 
 def suspended_creators(workspace: Workspace, **workspace_settings) -> dict[int, int]:
@@ -207,8 +438,14 @@ def token_touch(*, grant: Grant, ip: str | None, now) -> None:
     if grant.last_used_at is not None and (now - grant.last_used_at).total_seconds() < LAST_USED_EVERY:
         return
     AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).update(
-        last_used_at=now, last_used_ip=ip
+        last_used_at=now, last_used_ip=ip, first_used_at=Coalesce("first_used_at", Value(now))
     )
+
+
+def token_refused_from(*, token_id: int, ip: str | None, now) -> None:
+    """Record a call refused for coming from outside the token's allowed ranges (its page shows
+    the last one). On the refusal path only: the check itself stays one round trip."""
+    AccessToken.objects.filter(pk=token_id).update(last_refused_ip=ip, last_refused_at=now)
 
 
 # Check and record a run in one statement, one round trip (PostgreSQL). It returns the token's
@@ -222,10 +459,14 @@ def token_touch(*, grant: Grant, ip: str | None, now) -> None:
 RUN_START_SQL = f"""
 WITH f AS ({FACTS_SQL}),
 used AS (
-    UPDATE tokens_accesstoken t SET last_used_at = %(now)s, last_used_ip = %(ip)s
+    UPDATE tokens_accesstoken t
+    SET last_used_at = %(now)s, last_used_ip = %(ip)s,
+        first_used_at = COALESCE(t.first_used_at, %(now)s)
     FROM f
     WHERE t.id = f.token_id AND t.revoked_at IS NULL
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
+      AND (t.allowed_ips = ''
+           OR %(ip)s::inet <<= ANY (string_to_array(t.allowed_ips, E'\\n')::cidr[]))
       AND f.user_active AND f.role IS NOT NULL AND {permissions.TOKEN_USE_SQL}
     RETURNING t.id, t.workspace_id, t.created_by_id
 ),
@@ -245,11 +486,12 @@ SELECT f.*, (SELECT id FROM run) AS run_id FROM f
 
 def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
     """Check, then record the run unless the token was revoked meanwhile (not PostgreSQL)."""
-    grant = decide(fetch_one(FACTS_SQL, params), now)
+    grant = decide(fetch_one(FACTS_SQL, params), now, params["ip"])
     with transaction.atomic():
         used = AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).exclude(
             expires_at__lte=now
-        ).update(last_used_at=now, last_used_ip=params["ip"])
+        ).update(last_used_at=now, last_used_ip=params["ip"],
+                 first_used_at=Coalesce("first_used_at", Value(now)))
         if not used:
             return grant, None
         if params["thread_id"]:
@@ -278,7 +520,7 @@ def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, comm
               "sandbox_mode": sandbox_mode}
     if connection.vendor == "postgresql":
         row = fetch_one(RUN_START_SQL, params)
-        grant, run_id = decide(row, now), (row.run_id if row else None)
+        grant, run_id = decide(row, now, ip), (row.run_id if row else None)
     else:
         grant, run_id = _run_start_portable(params, now)
     if run_id is None:  # revoked (or expired) between the check and the write

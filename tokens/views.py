@@ -5,7 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Q
 from django.http import Http404
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -14,20 +14,23 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from workspaces import permissions
 from workspaces.access import MissingPermission, token_page_access, workspace_access
-from workspaces.audit import Actor
+from workspaces.audit import ACTIONS, Actor, describe
 from workspaces.errors import ServiceError
 from workspaces.export import csv_response, day_range
-from workspaces.models import Membership, User
+from workspaces.models import AuditEvent, Membership, User
 from workspaces.paging import keyset_page
 from workspaces.permissions import Perm, can
 from workspaces.rendering import render_console
 
 from . import services
-from .forms import GovernanceFilterForm, TokenCreateForm
+from .forms import OVERLAP_CHOICES, GovernanceFilterForm, TokenCreateForm, TokenRotateForm
 from .models import AccessToken, Run, TokenStatus
 
 PAGE_SIZE = 50
 SOON = timedelta(days=7)
+IDLE_AFTER = timedelta(days=30)
+IDLE = "idle"
+STATUS_FILTERS = [*TokenStatus.choices, (IDLE, "Idle (not used in 30 days)")]
 # Sort keys, with where tokens without the value go: no expiration is the latest expiry there
 # is, never used the oldest use. Explicit, so SQLite and PostgreSQL agree.
 SORTS = {
@@ -54,21 +57,33 @@ def _ordering(sort: str):
     return [first, F("id").desc() if descending else F("id").asc()]
 
 
+def _active_q(now) -> Q:
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def _idle_q(now) -> Q:
+    """Active tokens not used in the last 30 days: never used and older than that, or last used
+    before then."""
+    cutoff = now - IDLE_AFTER
+    return _active_q(now) & (Q(last_used_at__lt=cutoff)
+                             | Q(last_used_at__isnull=True, created_at__lt=cutoff))
+
+
 def _filtered(request, membership, now):
     """The tokens this member may see, filtered and sorted by the query string."""
     manager = permissions.can_see_all_tokens(membership)
     tokens = permissions.visible_tokens(membership, AccessToken.objects.all()).select_related(
-        "created_by", "revoked_by"
+        "created_by", "revoked_by", "replaces", "replaced_by"
     )
     status = request.GET.get("status", "")
     if status == TokenStatus.ACTIVE:
-        tokens = tokens.filter(revoked_at__isnull=True).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
+        tokens = tokens.filter(_active_q(now))
     elif status == TokenStatus.EXPIRED:
         tokens = tokens.filter(revoked_at__isnull=True, expires_at__lte=now)
     elif status == TokenStatus.REVOKED:
         tokens = tokens.filter(revoked_at__isnull=False)
+    elif status == IDLE:
+        tokens = tokens.filter(_idle_q(now))
     else:
         status = ""
     creator = request.GET.get("creator", "").strip() if manager else ""
@@ -91,25 +106,32 @@ def expires_in_days(expires_at, now) -> int:
 
 
 def _annotate_rows(tokens, membership, now):
-    """Each row's status as shown (Suspended when its creator lacks the permission) and how
-    soon it expires; one query for every creator on the page."""
+    """Each row's status as shown (Suspended when its creator lacks the permission), whether it
+    is idle, how soon it expires, and what the viewer may do with it; one query for every
+    creator on the page."""
     creators = {t.created_by_id for t in tokens} - {membership.user_id}
     perms = {membership.user_id: permissions.perms_of(membership)}
     if creators:
         perms.update(permissions.perms_of_many(Membership.objects.filter(
             workspace_id=membership.workspace_id, user_id__in=creators).select_related("workspace")))
+    cutoff = now - IDLE_AFTER
     for token in tokens:
         token.current_status = token.status_at(now)
-        if (token.current_status == TokenStatus.ACTIVE
-                and not permissions.may_use_tokens(perms.get(token.created_by_id, frozenset()))):
+        active = token.current_status == TokenStatus.ACTIVE
+        if active and not permissions.may_use_tokens(perms.get(token.created_by_id, frozenset())):
             token.current_status = "suspended"
-        token.expires_soon = (
-            token.current_status in (TokenStatus.ACTIVE, "suspended")
-            and token.expires_at is not None
-            and token.expires_at - now <= SOON
-        )
+        token.idle = active and (token.last_used_at or token.created_at) < cutoff
+        token.expires_soon = (active and token.expires_at is not None
+                              and token.expires_at - now <= SOON)
         if token.expires_soon:
             token.expires_in_days = expires_in_days(token.expires_at, now)
+        token.replacement = getattr(token, "replaced_by", None)
+        token.can_rotate = (active and token.replacement is None
+                            and permissions.can_rotate_token(membership, token))
+
+
+def _create_form(workspace, data=None):
+    return TokenCreateForm(data, max_days=workspace.max_token_lifetime_days)
 
 
 def _page(request, workspace, membership, *, form=None, open_create=False, created=None,
@@ -126,6 +148,14 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
             .values_list("user__email", flat=True)
         )
     can_create = can(membership, Perm.USE_ACCESS_TOKENS)
+    expiring = list(
+        AccessToken.objects.filter(workspace=workspace, created_by_id=membership.user_id,
+                                   replaced_by__isnull=True, revoked_at__isnull=True,
+                                   expires_at__gt=now, expires_at__lte=now + SOON)
+        .order_by("expires_at")[:10]
+    )
+    for token in expiring:
+        token.expires_in_days = expires_in_days(token.expires_at, now)
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = request.GET.copy()
@@ -137,13 +167,16 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
         "filtered": any(filters[k] for k in ("status", "creator", "q")),
         "manager": manager,
         "creators": creators,
-        "statuses": TokenStatus.choices,
+        "statuses": STATUS_FILTERS,
         "can_create": can_create,
-        "form": form if form is not None else (TokenCreateForm() if can_create else None),
+        "form": form if form is not None else (_create_form(workspace) if can_create else None),
         "open_create": open_create,
         "created": created,
         "plaintext": plaintext,
         "notice": notice,
+        "expiring": expiring,
+        "rotate_form": TokenRotateForm(),
+        "overlap_choices": OVERLAP_CHOICES,
         "query": query.urlencode(),
         "sort_query": sort_query.urlencode(),
         "list_url": reverse("tokens:list", args=[workspace.slug]),
@@ -169,8 +202,9 @@ def token_create(request, slug):
     if not can(membership, Perm.USE_ACCESS_TOKENS):
         raise MissingPermission(Perm.USE_ACCESS_TOKENS, membership)
     if request.method == "GET":
-        return _page(request, workspace, membership, form=TokenCreateForm(), open_create=True)
-    form = TokenCreateForm(request.POST)
+        return _page(request, workspace, membership, form=_create_form(workspace),
+                     open_create=True)
+    form = _create_form(workspace, request.POST)
     if form.is_valid():
         try:
             token, plaintext = services.token_create(
@@ -178,6 +212,7 @@ def token_create(request, slug):
                 actor=Actor.from_request(request),
                 name=form.cleaned_data["name"],
                 expires_at=form.expires_at,
+                allowed_ips=form.cleaned_data["allowed_ips"],
                 request_key=form.cleaned_data["request_key"],
             )
         except services.AlreadySubmitted as error:
@@ -216,7 +251,9 @@ def token_revoke(request, slug, token_id):
             messages.success(request, f"The access token “{token.name}” was revoked.")
         else:
             messages.info(request, f"The access token “{token.name}” was already revoked.")
-        return redirect("tokens:list", slug=slug)
+        return redirect(request.POST.get("next") == "detail"
+                        and reverse("tokens:detail", args=[slug, token.pk])
+                        or reverse("tokens:list", args=[slug]))
     who = "" if token.created_by_id == membership.user_id else f" created by {token.created_by.email}"
     return render_console(request, "console/confirm.html", membership, "access_tokens", {
         "title": f"Revoke the access token “{token.name}”?",
@@ -225,6 +262,95 @@ def token_revoke(request, slug, token_id):
         "error": "This token is already revoked." if token.revoked_at else None,
         "cancel_url": reverse("tokens:list", args=[slug]),
     })
+
+
+@never_cache
+@login_required
+@require_POST
+def tokens_revoke_selected(request, slug):
+    """Revoke the checked rows; what could not be revoked is reported on the next page."""
+    workspace, membership = token_page_access(request, slug)
+    ids = request.POST.getlist("ids")
+    if not ids:
+        messages.info(request, "Select the tokens to revoke first.")
+        return redirect("tokens:list", slug=slug)
+    result = services.tokens_revoke_selected(ids=ids, acting=membership,
+                                             actor=Actor.from_request(request))
+    revoked = result["revoked"]
+    if revoked:
+        messages.success(request, f"{len(revoked)} access token{'s' if len(revoked) != 1 else ''}"
+                                  f" revoked: {', '.join(revoked)}.")
+    if result["already"]:
+        messages.info(request, f"{result['already']} of the selected tokens "
+                               f"{'was' if result['already'] == 1 else 'were'} already revoked.")
+    if result["refused"]:
+        messages.warning(request, f"{result['refused']} of the selected tokens "
+                                  f"{'was' if result['refused'] == 1 else 'were'} left alone: you "
+                                  "can revoke only tokens you can see here.")
+    return redirect("tokens:list", slug=slug)
+
+
+def _token_detail_context(membership, token, now):
+    _annotate_rows([token], membership, now)
+    runs = list(Run.objects.filter(workspace_id=token.workspace_id, token_id=token.pk)
+                .order_by("-started_at", "-id")[:50])
+    about = Q(token_id=token.pk)
+    if token.replaces_id:
+        about |= Q(token_id=token.replaces_id, action="token.rotated")
+    events = list(AuditEvent.objects.filter(about, workspace_id=token.workspace_id)
+                  .order_by("-created_at", "-id")[:50])
+    for event in events:
+        event.label = ACTIONS.get(event.action, event.action)
+        event.lines = describe(event.details)
+    return {"token": token, "runs": runs, "events": events,
+            "allowed_ips": [r for r in token.allowed_ips.split("\n") if r]}
+
+
+@never_cache
+@login_required
+@require_GET
+def token_detail(request, slug, token_id):
+    workspace, membership = token_page_access(request, slug)
+    token = permissions.visible_tokens(
+        membership, AccessToken.objects.select_related(
+            "workspace", "created_by", "revoked_by", "replaces", "replaced_by")
+    ).filter(pk=token_id).first()
+    if token is None:
+        raise Http404("No such access token.")
+    context = _token_detail_context(membership, token, timezone.now())
+    context["rotate_form"] = TokenRotateForm() if token.can_rotate else None
+    context["overlap_choices"] = OVERLAP_CHOICES
+    return render_console(request, "tokens/detail.html", membership, "access_tokens", context)
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+@sensitive_variables("plaintext")
+def token_rotate(request, slug, token_id):
+    """GET: the rotation form as a page. POST: rotate, then show the replacement once."""
+    workspace, membership = token_page_access(request, slug)
+    token = _visible_token_or_404(membership, token_id)
+    if token.created_by_id != membership.user_id:
+        raise Http404("No such access token.")  # only its creator rotates a token
+    form = TokenRotateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            new, plaintext = services.token_rotate(
+                token=token, acting=membership, actor=Actor.from_request(request),
+                overlap=form.cleaned_data["overlap"],
+                request_key=form.cleaned_data["request_key"])
+        except services.AlreadySubmitted as error:
+            return _page(request, workspace, membership, notice=error.message, status=409)
+        except ServiceError as error:
+            form.add_error(None, error.message)
+        else:
+            return _page(request, workspace, membership, created=new, plaintext=plaintext,
+                         status=201)
+    return render_console(request, "tokens/rotate.html", membership, "access_tokens", {
+        "token": token, "form": form, "overlap_choices": OVERLAP_CHOICES,
+        "overlap": form["overlap"].value() or "24h",
+    }, status=400 if request.method == "POST" else 200)
 
 
 @login_required
@@ -240,6 +366,37 @@ def revoke_suspended(request, slug):
         messages.success(request, f"{count} suspended access token{'s' if count != 1 else ''} "
                                   "revoked.")
     return redirect("workspaces:settings", slug=slug)
+
+
+@login_required
+@require_POST
+def shorten_tokens(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.MANAGE_ACCESS_TOKENS)
+    try:
+        count = services.tokens_shorten(acting=membership, actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{count} access token{'s' if count != 1 else ''} shortened to "
+                                  f"the maximum lifetime.")
+    return redirect("workspaces:settings", slug=slug)
+
+
+@login_required
+@require_POST
+def member_revoke_tokens(request, slug, member_id):
+    workspace, membership = workspace_access(request, slug, Perm.MANAGE_ACCESS_TOKENS)
+    target = get_object_or_404(Membership.objects.select_related("user"), workspace=workspace,
+                               pk=member_id)
+    try:
+        count = services.tokens_revoke_member(membership=target, acting=membership,
+                                              actor=Actor.from_request(request))
+    except ServiceError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"{count} access token{'s' if count != 1 else ''} of "
+                                  f"{target.user.email} revoked.")
+    return redirect("workspaces:members", slug=slug)
 
 
 # Governance ------------------------------------------------------------------------------

@@ -43,13 +43,11 @@ def workspace_access(request, slug: str, perm: Perm | None = None) -> tuple[Work
 def token_page_access(request, slug: str) -> tuple[Workspace, Membership]:
     """`workspace_access` for the Access tokens pages: whoever may use or manage tokens, and
     any member who created a token in the workspace (to see and revoke their own)."""
-    from tokens.models import AccessToken
+    from .rendering import created_tokens_here
 
     workspace, membership = workspace_access(request, slug)
     if not can(membership, Perm.VIEW_ACCESS_TOKENS):
-        created = AccessToken.objects.filter(workspace=workspace,
-                                             created_by_id=membership.user_id).exists()
-        if not permissions.can_open_token_page(membership, created):
+        if not permissions.can_open_token_page(membership, created_tokens_here(membership)):
             raise MissingPermission(Perm.VIEW_ACCESS_TOKENS, membership)
     return workspace, membership
 

@@ -53,10 +53,13 @@ class Actor:
 
 
 def record(
-    *, workspace: Workspace, actor: Actor, action: str, target: str = "", details=None
+    *, workspace: Workspace, actor: Actor, action: str, target: str = "", details=None,
+    token_id: int | None = None,
 ) -> AuditEvent:
-    """Write one audit event. Call it inside the transaction of the change it describes."""
+    """Write one audit event. Call it inside the transaction of the change it describes.
+    `token_id` names the access token it is about (its page lists it)."""
     return AuditEvent.objects.create(
+        token_id=token_id,
         workspace=workspace,
         actor=actor.user,
         actor_email=actor.user.email if actor.user else "system",

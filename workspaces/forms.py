@@ -7,6 +7,7 @@ from django.contrib.auth.forms import (
 )
 
 from .models import CustomRole, Group, Membership, Role
+from .permissions import GRANTS
 
 
 class ConsoleForm(forms.Form):
@@ -35,12 +36,15 @@ class EmailAuthenticationForm(AuthenticationForm):
     }
 
 
-class SettingsForm(ConsoleForm):
-    """The Codex Local toggles. Each checkbox travels with the value the page showed
-    (`shown_<name>`), so a save changes only what this person changed: two people saving
-    different toggles from pages loaded at the same time both prevail."""
+LIFETIME_CHOICES = [("", "No limit"), *((str(d), f"{d} days") for d in (7, 30, 60, 90, 365))]
 
-    TOGGLES = ("allow_codex_local", "allow_access_tokens")
+
+class SettingsForm(ConsoleForm):
+    """The Codex Local toggles and the maximum token lifetime. Each value travels with the one
+    the page showed (`shown_<name>`), so a save changes only what this person changed: two
+    people saving different settings from pages loaded at the same time both prevail."""
+
+    FIELDS = ("allow_codex_local", "allow_access_tokens", "max_token_lifetime_days")
 
     allow_codex_local = forms.BooleanField(
         label="Allow members to use Codex Local", required=False
@@ -48,21 +52,31 @@ class SettingsForm(ConsoleForm):
     allow_access_tokens = forms.BooleanField(
         label="Allow members to use Codex access tokens", required=False
     )
+    max_token_lifetime_days = forms.TypedChoiceField(
+        label="Maximum token lifetime", choices=LIFETIME_CHOICES, required=False, coerce=int,
+        empty_value=None,
+        help_text="New tokens must expire within it; “No expiration” is no longer offered.",
+        error_messages={"invalid_choice": "Choose no limit, or 7, 30, 60, 90 or 365 days."},
+    )
     shown_allow_codex_local = forms.BooleanField(required=False, widget=forms.HiddenInput)
     shown_allow_access_tokens = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    shown_max_token_lifetime_days = forms.TypedChoiceField(
+        choices=LIFETIME_CHOICES, required=False, coerce=int, empty_value=None,
+        widget=forms.HiddenInput)
 
     @classmethod
     def for_workspace(cls, workspace):
-        values = {name: getattr(workspace, name) for name in cls.TOGGLES}
+        values = {name: getattr(workspace, name) for name in cls.FIELDS}
         return cls(initial={**values, **{f"shown_{k}": v for k, v in values.items()}})
 
     def changes(self) -> dict:
-        """The toggles this person changed from what the page showed them. A post without the
-        shown values (a script) sets every toggle."""
+        """The settings this person changed from what the page showed them. A post without the
+        shown values (a script) sets every one it sends."""
         data = self.cleaned_data
         return {
-            name: data[name] for name in self.TOGGLES
-            if f"shown_{name}" not in self.data or data[name] != data[f"shown_{name}"]
+            name: data[name] for name in self.FIELDS
+            if (f"shown_{name}" not in self.data and (name in self.data or name.startswith("allow_")))
+            or (f"shown_{name}" in self.data and data[name] != data[f"shown_{name}"])
         }
 
 
@@ -113,10 +127,8 @@ class GroupMemberForm(ConsoleForm):
         field.label_from_instance = lambda m: m.user.email
 
 
-PERMISSION_CHOICES = [
-    ("codex_local", "Codex Local"),
-    ("access_tokens", "Codex access tokens"),
-]
+# "codex_local", "access_tokens", "codex_admin": what a custom role may grant.
+PERMISSION_CHOICES = [(field.removeprefix("grants_"), label) for field, label in GRANTS]
 
 
 class CustomRoleForm(ConsoleForm):
@@ -133,7 +145,8 @@ class CustomRoleForm(ConsoleForm):
     permissions = forms.MultipleChoiceField(
         label="Permissions", choices=PERMISSION_CHOICES, required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Codex access tokens count only together with Codex Local.",
+        help_text="Codex access tokens count only together with Codex Local. Codex admin opens "
+                  "Settings and Permissions and Governance, and nothing else.",
     )
     groups = forms.ModelMultipleChoiceField(
         label="Groups that hold this role", queryset=Group.objects.none(), required=False,
@@ -149,10 +162,7 @@ class CustomRoleForm(ConsoleForm):
         return {
             "name": role.name,
             "description": role.description,
-            "permissions": [
-                key for key, on in (("codex_local", role.grants_codex_local),
-                                    ("access_tokens", role.grants_access_tokens)) if on
-            ],
+            "permissions": [key for key, _ in PERMISSION_CHOICES if getattr(role, f"grants_{key}")],
             "groups": list(role.groups.all()),
         }
 
@@ -161,8 +171,7 @@ class CustomRoleForm(ConsoleForm):
         return {
             "name": data["name"],
             "description": data["description"],
-            "grants_codex_local": "codex_local" in data["permissions"],
-            "grants_access_tokens": "access_tokens" in data["permissions"],
+            **{f"grants_{key}": key in data["permissions"] for key, _ in PERMISSION_CHOICES},
             "groups": data["groups"],
         }
 

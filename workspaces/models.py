@@ -64,6 +64,11 @@ class Workspace(models.Model):
     allow_access_tokens = models.BooleanField(
         "Allow members to use Codex access tokens", default=False
     )
+    # The longest an access token may live, in days; None: no limit.
+    max_token_lifetime_days = models.PositiveIntegerField(
+        "Maximum token lifetime", null=True, blank=True,
+        choices=[(d, f"{d} days") for d in (7, 30, 60, 90, 365)],
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -135,6 +140,7 @@ class CustomRole(models.Model):
     description = models.CharField(max_length=500, blank=True)
     grants_codex_local = models.BooleanField("Codex Local", default=False)
     grants_access_tokens = models.BooleanField("Codex access tokens", default=False)
+    grants_codex_admin = models.BooleanField("Codex admin", default=False)
     groups = models.ManyToManyField(Group, related_name="custom_roles", blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -164,6 +170,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # The access token an event is about, if any: a plain number, so the record outlives it.
+    token_id = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -171,6 +179,8 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["workspace", "-created_at", "-id"], name="audit_ws_time"),
             models.Index(fields=["workspace", "action", "-created_at"], name="audit_ws_action"),
+            models.Index(fields=["token_id", "-created_at"], name="audit_token",
+                         condition=models.Q(token_id__isnull=False)),
         ]
 
     def __str__(self):

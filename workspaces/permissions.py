@@ -76,6 +76,17 @@ def plan_supports_tokens(plan: str) -> bool:
     return plan in TOKEN_PLANS
 
 
+# What a custom role may grant: its flag on CustomRole, and the label the console shows.
+GRANTS = (
+    ("grants_codex_local", "Codex Local"),
+    ("grants_access_tokens", "Codex access tokens"),
+    ("grants_codex_admin", "Codex admin"),
+)
+# Codex admin: Settings and Permissions (and changing it) and Governance, as owners and admins
+# have them; nothing else.
+CODEX_ADMIN = frozenset({Perm.MANAGE_SETTINGS, Perm.VIEW_GOVERNANCE})
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything the policy needs to know about one membership."""
@@ -86,6 +97,7 @@ class Facts:
     allow_access_tokens: bool
     custom_codex_local: bool = False
     custom_access_tokens: bool = False
+    custom_codex_admin: bool = False
 
 
 def holds(facts: Facts) -> frozenset[Perm]:
@@ -103,6 +115,8 @@ def holds(facts: Facts) -> frozenset[Perm]:
         # The access token permission counts only together with Codex Local access.
         if tokens_plan and codex_local and (facts.allow_access_tokens or facts.custom_access_tokens):
             perms.add(Perm.USE_ACCESS_TOKENS)
+        if facts.custom_codex_admin:
+            perms |= CODEX_ADMIN
     if Perm.USE_ACCESS_TOKENS in perms:
         perms.add(Perm.VIEW_ACCESS_TOKENS)
     return frozenset(perms)
@@ -123,32 +137,39 @@ TOKEN_USE_SQL = (
 )
 
 
-def _custom_grants(workspace_id: int, membership_ids: Iterable[int]) -> dict[int, tuple[bool, bool]]:
-    """(grants Codex Local, grants access tokens) through custom roles, per membership id."""
-    grants: dict[int, list[bool]] = defaultdict(lambda: [False, False])
+def _custom_grants(workspace_id: int, membership_ids: Iterable[int]) -> dict[int, tuple[bool, ...]]:
+    """What custom roles held through groups grant, per membership id: one flag per GRANTS."""
+    fields = [field for field, _ in GRANTS]
+    grants: dict[int, list[bool]] = defaultdict(lambda: [False] * len(fields))
     rows = CustomRole.objects.filter(
         workspace_id=workspace_id, groups__members__in=list(membership_ids)
-    ).values_list("groups__members", "grants_codex_local", "grants_access_tokens")
-    for membership_id, local, tokens in rows:
-        grants[membership_id][0] |= local
-        grants[membership_id][1] |= tokens
-    return {k: (v[0], v[1]) for k, v in grants.items()}
+    ).values_list("groups__members", *fields)
+    for membership_id, *flags in rows:
+        held = grants[membership_id]
+        for n, flag in enumerate(flags):
+            held[n] |= flag
+    return {k: tuple(v) for k, v in grants.items()}
 
 
-def _facts(membership: Membership, custom: tuple[bool, bool]) -> Facts:
+NO_GRANTS = (False,) * len(GRANTS)
+
+
+def _facts(membership: Membership, custom: tuple[bool, ...]) -> Facts:
     workspace = membership.workspace
+    local, tokens, admin = custom
     return Facts(
         role=membership.role,
         plan=workspace.plan,
         allow_codex_local=workspace.allow_codex_local,
         allow_access_tokens=workspace.allow_access_tokens,
-        custom_codex_local=custom[0],
-        custom_access_tokens=custom[1],
+        custom_codex_local=local,
+        custom_access_tokens=tokens,
+        custom_codex_admin=admin,
     )
 
 
 def facts_for(membership: Membership) -> Facts:
-    custom = (False, False)
+    custom = NO_GRANTS
     if membership.role == Role.MEMBER:
         custom = _custom_grants(membership.workspace_id, [membership.pk]).get(membership.pk, custom)
     return _facts(membership, custom)
@@ -175,7 +196,7 @@ def perms_of_many(memberships: Iterable[Membership], **workspace_settings) -> di
                             [m.pk for m in memberships if m.role == Role.MEMBER])
     result = {}
     for m in memberships:
-        facts = _facts(m, grants.get(m.pk, (False, False)))
+        facts = _facts(m, grants.get(m.pk, NO_GRANTS))
         if workspace_settings:
             result[m.user_id] = holds(replace(facts, **workspace_settings))
         else:
@@ -290,3 +311,9 @@ def can_see_token(actor: Membership, token) -> bool:
 def can_revoke_token(actor: Membership, token) -> bool:
     return can_see_token(actor, token)
 
+
+
+def can_rotate_token(actor: Membership, token) -> bool:
+    """Only a token's creator rotates it, and only while they may still make tokens."""
+    return (token.workspace_id == actor.workspace_id and token.created_by_id == actor.user_id
+            and can(actor, Perm.USE_ACCESS_TOKENS))

@@ -4,17 +4,19 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from .models import Membership
-from .permissions import perms_of, plan_supports_tokens
+from .permissions import Perm, perms_of, plan_supports_tokens
 
 PAGE_SIZE = 25
 
 
 def render_console(request, template, membership, active, context=None, status=200):
     """Render a page in the console layout, with what the sidebar needs."""
+    perms = perms_of(membership)
     ctx = {
         "workspace": membership.workspace,
         "membership": membership,
-        "perms": {p.value for p in perms_of(membership)},
+        "perms": {p.value for p in perms},
+        "show_tokens_nav": Perm.VIEW_ACCESS_TOKENS in perms or created_tokens_here(membership),
         "tokens_plan": plan_supports_tokens(membership.workspace.plan),
         "active": active,
         "other_workspaces": Membership.objects.filter(user_id=membership.user_id)
@@ -24,6 +26,13 @@ def render_console(request, template, membership, active, context=None, status=2
     }
     ctx.update(context or {})
     return render(request, template, ctx, status=status)
+
+
+def created_tokens_here(membership) -> bool:
+    from tokens.models import AccessToken
+
+    return AccessToken.objects.filter(workspace_id=membership.workspace_id,
+                                      created_by_id=membership.user_id).exists()
 
 
 def paginate(request, queryset, per_page=PAGE_SIZE):

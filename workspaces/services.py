@@ -6,9 +6,7 @@ locked read, so a decision is never taken on a stale copy; audit "before" values
 locked rows. Bad input raises `ServiceError` (a refusal by the policy, `Forbidden`) with a
 message fit for the user, and changes nothing.
 
-Locks are always taken in one order, so two writes at once wait for each other instead of
-deadlocking: the workspace row, then its owners' memberships, then other memberships, each set
-in id order, then the object changed.
+Locks are always taken in one order (`locking.py`).
 """
 
 from __future__ import annotations
@@ -29,40 +27,14 @@ from tokens.services import tokens_revoke_for_member
 from . import permissions
 from .audit import Actor, record
 from .errors import Forbidden, ServiceError
+from .locking import lock_members, lock_owners
 from .mail import compose, send_now
 from .models import CustomRole, Group, Invitation, Membership, Role, User, Workspace
-from .permissions import Perm
+from .permissions import GRANTS, Perm
 
 INVITATION_LIFETIME = timedelta(days=7)
 
 __all__ = ["ServiceError", "Forbidden"]
-
-
-def _owners(workspace_id: int) -> int:
-    """How many owners the workspace has, with their rows locked (in id order, before any
-    other membership), so two demotions at once can neither both see a second owner nor
-    deadlock."""
-    return len(
-        Membership.objects.select_for_update()
-        .filter(workspace_id=workspace_id, role=Role.OWNER)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-
-
-def _lock_members(*memberships: Membership) -> list[Membership]:
-    """The given memberships re-read under lock, in id order; `Forbidden` if one has gone."""
-    ids = {m.pk for m in memberships}
-    locked = {
-        m.pk: m
-        for m in Membership.objects.select_for_update(of=("self",))
-        .select_related("user", "workspace")
-        .filter(pk__in=ids)
-        .order_by("id")
-    }
-    if len(locked) != len(ids):
-        raise Forbidden("That person is no longer a member of this workspace.")
-    return [locked[m.pk] for m in memberships]
 
 
 def _require(acting: Membership, perm: Perm) -> None:
@@ -72,7 +44,8 @@ def _require(acting: Membership, perm: Perm) -> None:
 
 # Settings ----------------------------------------------------------------------------------
 
-SETTINGS_FIELDS = ("allow_codex_local", "allow_access_tokens")
+SETTINGS_FIELDS = ("allow_codex_local", "allow_access_tokens", "max_token_lifetime_days")
+LIFETIMES = (None, 7, 30, 60, 90, 365)
 
 
 @transaction.atomic
@@ -85,8 +58,11 @@ def workspace_update_settings(
     unknown = set(changes) - set(SETTINGS_FIELDS)
     if unknown:
         raise ServiceError(f"Unknown settings: {', '.join(sorted(unknown))}.")
+    if changes.get("max_token_lifetime_days", None) not in LIFETIMES:
+        raise ServiceError("Choose no limit, or 7, 30, 60, 90 or 365 days.",
+                           "max_token_lifetime_days")
     workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_SETTINGS)
     changed = {
         key: {"before": getattr(workspace, key), "after": value}
@@ -146,8 +122,8 @@ def member_change_role(
 ) -> Membership:
     """Change a member's built-in role, as the policy allows `acting` for the member's role now.
     A workspace always keeps at least one owner."""
-    owners = _owners(membership.workspace_id)
-    membership, acting = _lock_members(membership, acting)
+    owners = lock_owners(membership.workspace_id)
+    membership, acting = lock_members(membership, acting)
     refusal = permissions.refuse_role_change(acting, membership, role, owners)
     if refusal:
         raise Forbidden(refusal, "role")
@@ -166,8 +142,8 @@ def member_change_role(
 @transaction.atomic
 def member_remove(*, membership: Membership, acting: Membership, actor: Actor) -> None:
     """Remove a member: their group places go, and their access tokens are revoked."""
-    owners = _owners(membership.workspace_id)
-    membership, acting = _lock_members(membership, acting)
+    owners = lock_owners(membership.workspace_id)
+    membership, acting = lock_members(membership, acting)
     refusal = permissions.refuse_member_removal(acting, membership, owners)
     if refusal:
         raise Forbidden(refusal)
@@ -249,7 +225,7 @@ def member_invite(
     email = User.objects.normalize_email((email or "").strip()).lower()
     if not email:
         raise ServiceError("Enter an email address.", "email")
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     refusal = permissions.refuse_invitation(acting, role)
     if refusal:
         raise Forbidden(refusal, "role")
@@ -280,7 +256,7 @@ def member_invite(
 
 
 def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[Invitation, Membership]:
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     invitation = Invitation.objects.select_for_update().select_related("workspace").filter(
         pk=invitation.pk, workspace_id=acting.workspace_id).first()
     if invitation is None or invitation.accepted_at or invitation.cancelled_at:
@@ -407,7 +383,7 @@ def _save_unique(obj, noun: str):
 
 
 def _lock_group(group: Group, acting: Membership) -> tuple[Group, Membership]:
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_GROUPS)
     locked = Group.objects.select_for_update().select_related("workspace").filter(
         pk=group.pk, workspace_id=acting.workspace_id).first()
@@ -418,7 +394,7 @@ def _lock_group(group: Group, acting: Membership) -> tuple[Group, Membership]:
 
 @transaction.atomic
 def group_create(*, workspace: Workspace, acting: Membership, actor: Actor, name: str) -> Group:
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_GROUPS)
     name = _check_name(Group, workspace, name, noun="group name")
     group = Group(workspace=workspace, name=name)
@@ -485,12 +461,6 @@ def group_remove_member(*, group: Group, acting: Membership, actor: Actor,
 
 # Custom roles ------------------------------------------------------------------------------
 
-GRANTS = (
-    ("grants_codex_local", "Codex Local"),
-    ("grants_access_tokens", "Codex access tokens"),
-)
-
-
 def _role_snapshot(role: CustomRole, group_names) -> dict:
     return {
         "name": role.name,
@@ -508,7 +478,7 @@ def _groups_of(workspace: Workspace, groups) -> list[Group]:
 
 
 def _lock_role(role: CustomRole, acting: Membership) -> tuple[CustomRole, Membership]:
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_CUSTOM_ROLES)
     locked = CustomRole.objects.select_for_update().select_related("workspace").filter(
         pk=role.pk, workspace_id=acting.workspace_id).first()
@@ -522,7 +492,7 @@ def custom_role_create(
     *, workspace: Workspace, acting: Membership, actor: Actor, name: str,
     description: str = "", groups=(), **grants: bool,
 ) -> CustomRole:
-    (acting,) = _lock_members(acting)
+    (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_CUSTOM_ROLES)
     name = _check_name(CustomRole, workspace, name, noun="custom role name")
     groups = _groups_of(workspace, groups)

@@ -3,14 +3,15 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tokens.services import suspended_creators
+from tokens.models import AccessToken
+from tokens.services import latest_expiry, suspended_creators, tokens_outliving
 
 from . import permissions, services
 from .access import current_membership, workspace_access
@@ -86,8 +87,13 @@ def _settings_page(request, workspace, membership, form, status=200):
     now = suspended_creators(workspace)
     if_off = suspended_creators(workspace, allow_access_tokens=False) \
         if workspace.allow_access_tokens else now
+    moment = timezone.now()
+    outliving = tokens_outliving(workspace, moment).aggregate(
+        n=Count("id"), never=Count("id", filter=Q(expires_at__isnull=True)))
     return render_console(request, "workspaces/settings.html", membership, "settings", {
         "form": form,
+        "outliving": outliving["n"], "outliving_never": outliving["never"],
+        "latest": latest_expiry(workspace, moment),
         "suspended": {"tokens": sum(now.values()), "members": len(now)},
         "if_off": {"tokens": sum(if_off.values()), "members": len(if_off)},
         "can_revoke_others": permissions.can_see_all_tokens(membership),
@@ -129,6 +135,12 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
     )
     if q:
         rows = rows.filter(Q(user__email__icontains=q) | Q(user__name__icontains=q))
+    now = timezone.now()
+    rows = rows.annotate(active_tokens=Subquery(
+        AccessToken.objects.filter(workspace=workspace, created_by=OuterRef("user_id"),
+                                   revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .values("created_by").annotate(n=Count("id")).values("n")))
     page = paginate(request, rows)
     owners = workspace.memberships.filter(role=Role.OWNER).count()
     for row in page:
@@ -136,7 +148,6 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
         row.role_choices = permissions.role_choices(membership, row, owners)
         row.can_edit_role = len(row.role_choices) > 1
         row.can_remove = permissions.can_remove_member(membership, row, owners)
-    now = timezone.now()
     invitations = list(
         Invitation.objects.filter(workspace=workspace, accepted_at__isnull=True,
                                   cancelled_at__isnull=True)
@@ -149,6 +160,7 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
         "page": page, "q": q, "query": urlencode({"q": q}) if q else "",
         "invite_form": invite_form or InviteForm(roles=permissions.invitable_roles(membership)),
         "invitations": invitations,
+        "can_revoke_tokens": permissions.can_see_all_tokens(membership),
     }, status=status)
 
 

@@ -38,6 +38,7 @@ def signed_in_pages(data):
         (base + "admin/access-tokens/", "access-tokens"),
         (base + "admin/access-tokens/new/", "access-tokens-new"),
         (base + f"admin/access-tokens/{token.pk}/revoke/", "access-token-revoke"),
+        (base + f"admin/access-tokens/{token.pk}/", "access-token"),
         (base + "admin/members/", "members"),
         (base + f"admin/members/{member.pk}/remove/", "member-remove"),
         (base + "admin/groups/", "groups"),
