@@ -198,6 +198,9 @@ X_FRAME_OPTIONS = "DENY"
 TRUSTED_PROXY_HEADER = env.str("TRUSTED_PROXY_HEADER", default="")
 API_FAILURE_LIMIT = env.int("API_FAILURE_LIMIT", default=30)
 API_FAILURE_WINDOW = env.int("API_FAILURE_WINDOW", default=300)
+# The leak report (POST /api/v1/tokens/revoke) takes no credential: every call counts.
+LEAK_REPORT_LIMIT = env.int("LEAK_REPORT_LIMIT", default=60)
+LEAK_REPORT_WINDOW = env.int("LEAK_REPORT_WINDOW", default=3600)
 
 # The Codex CLI's gateway (/codex/api/responses) forwards each turn to this model provider's
 # Responses endpoint, with this key (never the user's token). With DEBUG on and no provider, a

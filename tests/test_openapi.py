@@ -30,7 +30,8 @@ def test_it_is_served_as_openapi_3_1(client, db):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert response.json()["openapi"] == "3.1.0"
-    assert set(response.json()["paths"]) == {"/api/v1/whoami", "/api/v1/runs"}
+    assert set(response.json()["paths"]) == {"/api/v1/whoami", "/api/v1/runs",
+                                             "/api/v1/tokens/revoke"}
 
 
 @pytest.fixture
@@ -76,3 +77,19 @@ def test_a_wrong_body_fails_validation():
         check({"$ref": "#/components/schemas/Whoami"}, {"user": {}})
     with pytest.raises(jsonschema.ValidationError):
         check({"$ref": "#/components/schemas/Error"}, {"error": {"code": "oops", "message": ""}})
+
+
+def test_leak_reports_match_the_document(client, tokens):
+    path = "/api/v1/tokens/revoke"
+    for body in ({"tokens": [tokens["good"], "x"]}, {"tokens": []}, {"other": 1}):
+        response = client.post(path, body, content_type="application/json")
+        assert response.status_code in (202, 400)
+        validate(path, "post", response)
+
+
+def test_an_ip_refusal_matches_the_document(client, db):
+    workspace = WorkspaceFactory(allow_access_tokens=True)
+    _, plaintext = make_token(MembershipFactory(workspace=workspace), allowed_ips="10.0.0.0/8")
+    response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert response.status_code == 403
+    validate("/api/v1/whoami", "get", response)

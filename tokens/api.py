@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError
 from django.http import HttpResponse, JsonResponse
@@ -16,9 +17,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.debug import sensitive_variables
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from workspaces.audit import client_ip
+from workspaces.audit import Actor, client_ip
 
 from . import services, throttle
 from .authn import OutsideRanges, Refusal, authenticate, digest_of_bearer, iso
@@ -159,6 +160,58 @@ def start_run(request, ip: str | None) -> HttpResponse:
     return json_response({"id": run_id, "started_at": iso(now), **grant.body()}, status=201)
 
 
+LEAK_REPORT_MAX = 100
+LEAK_REPORT_STRING_MAX = 1000
+
+
+def _leak_report_strings(request) -> list[str]:
+    shape = ('Send {"tokens": ["at-...", ...]}: a JSON object with 1 to '
+             f'{LEAK_REPORT_MAX} strings.')
+    try:
+        data = json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise Refusal(400, "invalid_request", shape) from None
+    strings = data.get("tokens") if isinstance(data, dict) and set(data) == {"tokens"} else None
+    if (not isinstance(strings, list) or not 1 <= len(strings) <= LEAK_REPORT_MAX
+            or not all(isinstance(s, str) and len(s) <= LEAK_REPORT_STRING_MAX for s in strings)):
+        raise Refusal(400, "invalid_request", shape)
+    return strings
+
+
+@csrf_exempt  # no credential, by design: secret scanners report what they found
+@sensitive_variables("strings")
+@sensitive_post_parameters()
+def leak_report(request) -> HttpResponse:
+    """Revoke leaked tokens reported by anyone (a secret scanner). The answer says how many
+    strings came, never whether any was a token: always 202, so it is no oracle."""
+    if request.method != "POST":
+        response = error_response(405, "method_not_allowed", "Use POST here.")
+        response["Allow"] = "POST"
+        return response
+    ip = client_ip(request)
+    address = ip or "unknown"
+    limits = {"scope": "leak-report", "limit": settings.LEAK_REPORT_LIMIT,
+              "window": settings.LEAK_REPORT_WINDOW}
+    retry_after = throttle.retry_after(address, **limits)
+    if retry_after is not None:
+        response = error_response(429, "rate_limited",
+                                  "Too many leak reports from this address. Try again later.")
+        response["Retry-After"] = str(retry_after)
+        return response
+    throttle.count(address, scope="leak-report", window=settings.LEAK_REPORT_WINDOW)
+    try:
+        strings = _leak_report_strings(request)
+        services.tokens_revoke_leaked(strings=strings, actor=Actor(
+            None, ip, request.META.get("HTTP_USER_AGENT", "")[:300], label="leak report"))
+    except Refusal as refusal:
+        return error_response(refusal.status, refusal.code, refusal.message)
+    except RequestDataTooBig:
+        return error_response(*TOO_BIG)
+    except DatabaseError:
+        return error_response(*UNAVAILABLE)
+    return json_response({"received": len(strings)}, status=202)
+
+
 def openapi(request):
     from .openapi import DOCUMENT
 
@@ -174,6 +227,7 @@ def not_found(request, *args, **kwargs):
 urlpatterns = [
     path("whoami", whoami, name="api_whoami"),
     path("runs", start_run, name="api_runs"),
+    path("tokens/revoke", leak_report, name="api_leak_report"),
     path("openapi.json", openapi, name="api_openapi"),
     path("", not_found),
     path("<path:rest>", not_found),

@@ -6,8 +6,8 @@ live server with it.
 
 _ERROR_CODES = [
     "invalid_request", "missing_token", "malformed_token", "wrong_credential_type",
-    "invalid_token", "token_expired", "token_revoked", "access_denied", "rate_limited",
-    "unavailable",
+    "invalid_token", "token_expired", "token_revoked", "access_denied", "ip_not_allowed",
+    "rate_limited", "unavailable", "not_found", "method_not_allowed",
 ]
 
 
@@ -38,7 +38,9 @@ _REFUSALS = {
                    "token_expired", "token_revoked"], _WWW),
     "403": _error("The token's creator no longer holds Codex Local access and the access "
                   "token permission, is no longer a member, or the plan does not support "
-                  "access tokens.", ["access_denied"], _WWW),
+                  "access tokens (access_denied); or the call comes from outside the token's "
+                  "allowed IP ranges (ip_not_allowed).", ["access_denied", "ip_not_allowed"],
+                  _WWW),
     "429": _error("More than 30 failed attempts from this address within 5 minutes.",
                   ["rate_limited"], _RETRY),
     "503": _error("The console cannot reach its database.", ["unavailable"]),
@@ -52,7 +54,8 @@ DOCUMENT = {
         "description": (
             "Automation presents a Codex access token (at-...) when a Codex run starts; the "
             "console decides whether the run may go ahead as the token's creator and records "
-            "it for governance. Send the token only in the Authorization header."
+            "it for governance. Send the token only in the Authorization header. Secret "
+            "scanners report leaked tokens, without a credential, to /api/v1/tokens/revoke."
         ),
     },
     "servers": [{"url": "/"}],
@@ -67,6 +70,34 @@ DOCUMENT = {
                         "application/json": {"schema": {"$ref": "#/components/schemas/Whoami"}}
                     }},
                     **_REFUSALS,
+                },
+            }
+        },
+        "/api/v1/tokens/revoke": {
+            "post": {
+                "operationId": "reportLeakedTokens",
+                "summary": "Report leaked access tokens: every active one among them is revoked",
+                "description": (
+                    "No credential. Every string that is an active access token is revoked at "
+                    "once, audited in its workspace as reported leaked, and its creator is "
+                    "mailed. The answer is the same whichever strings were tokens. At most 60 "
+                    "calls per hour from one address."
+                ),
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/LeakReport"}}},
+                },
+                "responses": {
+                    "202": {"description": "Received; active tokens among them are revoked.",
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/LeakReportReceived"}}}},
+                    "400": _error("The body is not {\"tokens\": [1 to 100 strings]}.",
+                                  ["invalid_request"]),
+                    "429": _error("More than 60 reports from this address within an hour.",
+                                  ["rate_limited"], _RETRY),
+                    "503": _error("The console cannot reach its database.", ["unavailable"]),
                 },
             }
         },
@@ -128,6 +159,16 @@ DOCUMENT = {
                         "workspace": {"$ref": "#/components/schemas/Workspace"},
                         "token": {"$ref": "#/components/schemas/Token"},
                     }},
+            "LeakReport": {"type": "object", "required": ["tokens"], "additionalProperties": False,
+                           "properties": {"tokens": {
+                               "type": "array", "minItems": 1, "maxItems": 100,
+                               "items": {"type": "string", "maxLength": 1000},
+                               "description": "Strings found where they should not be: "
+                                              "access tokens (at-...), or anything else.",
+                           }}},
+            "LeakReportReceived": {"type": "object", "required": ["received"],
+                                   "additionalProperties": False,
+                                   "properties": {"received": {"type": "integer", "minimum": 1}}},
             "Error": {"type": "object", "required": ["error"], "additionalProperties": False,
                       "properties": {"error": {
                           "type": "object", "required": ["code", "message"],

@@ -227,7 +227,8 @@ def token_rotate(*, token: AccessToken, acting: Membership, actor: Actor, overla
     return new, plaintext
 
 
-REVOKERS = {"leak report": "a leak report: the token was found where others can see it"}
+REVOKERS = {"leak report": "a leak report: the token was found where others can see it, and "
+                           "reported to the console"}
 
 
 def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
@@ -275,12 +276,11 @@ def token_revoke(*, token: AccessToken, acting: Membership, actor: Actor, reason
 
 
 def tokens_revoke_for_member(*, membership: Membership, actor: Actor, reason: str) -> int:
-    """Revoke every token a member created in the workspace (inside the caller's transaction,
-    which has locked the membership). Returns how many were revoked."""
-    tokens = AccessToken.objects.select_related("workspace", "created_by").filter(
-        workspace_id=membership.workspace_id, created_by_id=membership.user_id,
-        revoked_at__isnull=True,
-    )
+    """Revoke every active token a member created in the workspace (inside the caller's
+    transaction, which has locked the membership). Returns how many were revoked."""
+    tokens = _active(AccessToken.objects.filter(
+        workspace_id=membership.workspace_id, created_by_id=membership.user_id), timezone.now()
+    ).select_related("workspace", "created_by")
     return sum(_revoke(t, actor, reason) for t in tokens)
 
 
@@ -290,10 +290,20 @@ def tokens_revoke_selected(*, ids, acting: Membership, actor: Actor) -> dict:
     may not revoke (not theirs, another workspace's, unknown) are left alone and counted, and
     so are those already revoked: {"revoked": [names], "already": n, "refused": n}."""
     acting = _lock_acting(acting)
-    wanted = {int(i) for i in ids if str(i).isdigit()}
+    wanted, unreadable = set(), 0
+    for value in set(ids):
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            number = 0
+        if 0 < number < 2**63:
+            wanted.add(number)
+        else:
+            unreadable += 1
     tokens = list(permissions.visible_tokens(acting, AccessToken.objects.filter(pk__in=wanted))
                   .select_related("workspace", "created_by").order_by("name", "id"))
-    result = {"revoked": [], "already": 0, "refused": len(wanted) - len(tokens)}
+    result = {"revoked": [], "already": 0,
+              "refused": unreadable + len(wanted) - len(tokens)}
     for token in tokens:
         if _revoke(token, actor, "revoked with others selected on the list"):
             result["revoked"].append(token.name)
@@ -345,6 +355,23 @@ def tokens_shorten(*, acting: Membership, actor: Actor) -> int:
     return count
 
 
+LEAK_REPORT = "leak report"
+
+
+@transaction.atomic
+def tokens_revoke_leaked(*, strings, actor: Actor) -> int:
+    """A leak report: revoke every active token among `strings` (each audited in its own
+    workspace as reported leaked, its creator mailed). Anything else among them (revoked,
+    expired, unknown, malformed) is ignored. Returns how many were revoked; the caller must not
+    tell anyone."""
+    digests = {codec.digest(s) for s in strings if codec.classify(s) is codec.Kind.ACCESS_TOKEN}
+    if not digests:
+        return 0
+    tokens = _active(AccessToken.objects.filter(digest__in=digests), timezone.now()) \
+        .select_related("workspace", "created_by").select_for_update(of=("self",))
+    return sum(_revoke(token, actor, LEAK_REPORT) for token in tokens)
+
+
 # Expiry reminders -------------------------------------------------------------------------
 
 REMINDER_WEEK = timedelta(days=7)
@@ -356,9 +383,11 @@ def _reminder_candidates(now: datetime):
     today_ends = datetime.combine(now.astimezone(UTC).date(), time.max, tzinfo=UTC)
     base = AccessToken.objects.filter(revoked_at__isnull=True, expires_at__gt=now,
                                       replaced_by__isnull=True, created_by__is_active=True)
+    # A token that expires today gets the day's reminder only, even if the week's never went.
     week = base.filter(reminded_week_at__isnull=True, reminded_day_at__isnull=True,
                        expires_at__lte=now + REMINDER_WEEK,
-                       expires_at__gt=F("created_at") + REMINDER_WEEK)
+                       expires_at__gt=F("created_at") + REMINDER_WEEK).filter(
+                           expires_at__gt=today_ends)
     day = base.filter(reminded_day_at__isnull=True, expires_at__lte=today_ends,
                       expires_at__gt=F("created_at") + timedelta(days=1))
     return [("week", pk) for pk in week.values_list("pk", flat=True)] + \
@@ -382,7 +411,9 @@ def send_token_reminders(*, now: datetime | None = None) -> int:
                 token = AccessToken.objects.select_related("workspace", "created_by").get(pk=pk)
                 send_now(compose("token_expiry", token.created_by.email, {
                     "token": token, "today": which == "day",
-                    "days": (token.expires_at.astimezone(UTC).date() - now.astimezone(UTC).date()).days,
+                    # Days left, to the nearest day: a week's reminder sent by an hourly
+                    # run says 7 days whatever the hour.
+                    "days": max(1, round((token.expires_at - now) / timedelta(days=1))),
                     "url": settings.SITE_URL + reverse("tokens:detail",
                                                        args=[token.workspace.slug, token.pk]),
                 }))

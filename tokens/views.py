@@ -126,6 +126,7 @@ def _annotate_rows(tokens, membership, now):
         if token.expires_soon:
             token.expires_in_days = expires_in_days(token.expires_at, now)
         token.replacement = getattr(token, "replaced_by", None)
+        token.ranges = [r for r in token.allowed_ips.split("\n") if r]
         token.can_rotate = (active and token.replacement is None
                             and permissions.can_rotate_token(membership, token))
 

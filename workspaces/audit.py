@@ -38,6 +38,8 @@ class Actor:
     user: User | None
     ip: str | None = None
     user_agent: str = ""
+    # Who acted when nobody signed in did (the audit log's actor): "system", "leak report".
+    label: str = "system"
 
     @classmethod
     def from_request(cls, request) -> Actor:
@@ -62,7 +64,7 @@ def record(
         token_id=token_id,
         workspace=workspace,
         actor=actor.user,
-        actor_email=actor.user.email if actor.user else "system",
+        actor_email=actor.user.email if actor.user else actor.label,
         action=action,
         target=target[:300],
         details=details or {},

@@ -1,0 +1,280 @@
+"""Expiry reminders (`manage.py send_token_reminders`, for cron every hour) and the Access
+tokens page's banner of the viewer's own tokens that expire within 7 days.
+
+A week before its expiry (for tokens that live longer than a week) and on the day itself, UTC
+(for tokens that live longer than a day), a token's creator gets one mail each, however often
+the command runs and however many run at once.
+"""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connections
+
+from tokens.models import AccessToken
+from workspaces.models import User
+
+from .factories import MembershipFactory, UserFactory, WorkspaceFactory, make_token
+
+LIST = "/w/acme/admin/access-tokens/"
+NOW = datetime(2030, 3, 10, 15, 0, tzinfo=UTC)  # a Sunday afternoon, UTC
+LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
+
+
+def remind() -> str:
+    """Run the command as cron does; returns what it printed."""
+    out = StringIO()
+    call_command("send_token_reminders", stdout=out)
+    return out.getvalue().strip()
+
+
+def subjects() -> list[str]:
+    return [message.subject for message in mail.outbox]
+
+
+@pytest.fixture
+def now(time_machine):
+    time_machine.move_to(NOW, tick=False)
+    return NOW
+
+
+# When each reminder goes ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lifetime,expected", [
+    (timedelta(days=10), ["expires in 7 days", "expires today"]),
+    (timedelta(days=8), ["expires in 7 days", "expires today"]),
+    # A week or less: the week reminder would come the moment it was created.
+    (timedelta(days=7), ["expires today"]),
+    (timedelta(days=3), ["expires today"]),
+    (timedelta(hours=36), ["expires today"]),
+    # A day or less: nothing to remind of.
+    (timedelta(days=1), []),
+])
+def test_run_every_hour_through_a_tokens_life_each_reminder_goes_once(
+    time_machine, now, owner, lifetime, expected
+):
+    token, _ = make_token(owner, name="CI", expires_at=now + lifetime)
+    assert token.created_at == now
+    moment = now
+    while moment <= token.expires_at + timedelta(hours=1):
+        time_machine.move_to(moment, tick=False)
+        remind()
+        moment += timedelta(hours=1)
+    assert subjects() == [f"Your Codex access token “CI” {words}" for words in expected]
+    assert all(message.to == ["alice@acme.test"] for message in mail.outbox)
+
+
+def test_the_week_reminder_goes_seven_days_before_and_the_day_reminder_at_midnight_utc(
+    time_machine, now, owner
+):
+    token, _ = make_token(owner, name="CI", expires_at=now + timedelta(days=10))
+    moment = now
+    while moment < token.expires_at:
+        time_machine.move_to(moment, tick=False)
+        remind()
+        moment += timedelta(hours=1)
+    token.refresh_from_db()
+    assert token.reminded_week_at == datetime(2030, 3, 13, 15, 0, tzinfo=UTC)
+    assert token.reminded_day_at == datetime(2030, 3, 20, 0, 0, tzinfo=UTC)
+
+
+def test_running_it_twice_sends_each_reminder_once(now, owner):
+    make_token(owner, name="CI", created_at=now - timedelta(days=20),
+               expires_at=now + timedelta(days=3))
+    assert remind() == "1 reminder sent."
+    assert remind() == "0 reminders sent."
+    assert subjects() == ["Your Codex access token “CI” expires in 3 days"]
+
+
+def test_a_token_expiring_in_three_days_created_twenty_days_ago_gets_the_week_reminder(
+    now, owner
+):
+    token, _ = make_token(owner, name="CI", created_at=now - timedelta(days=20),
+                          expires_at=now + timedelta(days=3))
+    remind()
+    (message,) = mail.outbox
+    assert message.subject == "Your Codex access token “CI” expires in 3 days"
+    token.refresh_from_db()
+    assert token.reminded_week_at == now and token.reminded_day_at is None
+
+
+def test_a_token_expiring_today_with_no_reminder_yet_gets_only_the_on_the_day_one(now, owner):
+    """Cron was not running during the week (or the token was shortened): on the day, the
+    creator gets one mail that says today, not also one that says "in 0 days"."""
+    make_token(owner, name="CI", created_at=now - timedelta(days=20),
+               expires_at=now + timedelta(hours=3))
+    remind()
+    assert subjects() == ["Your Codex access token “CI” expires today"]
+
+
+def _revoked(member, soon):
+    return make_token(member, name="Theirs", revoked_at=NOW - timedelta(hours=1), **soon)
+
+
+def _expired(member, soon):
+    soon["expires_at"] = NOW - timedelta(hours=1)
+    return make_token(member, name="Theirs", **soon)
+
+
+def _replaced(member, soon):
+    first, plaintext = make_token(member, name="Theirs", **soon)
+    make_token(member, name="Theirs", replaces=first, expires_at=NOW + timedelta(days=60))
+    return first, plaintext
+
+
+def _deactivated(member, soon):
+    # Straight to the row, without the console's revocation (as Django's own tools can): the
+    # reminder's own rule about inactive creators is what is under test.
+    User.objects.filter(pk=member.user_id).update(is_active=False)
+    return make_token(member, name="Theirs", **soon)
+
+
+@pytest.mark.parametrize("kind", [_revoked, _expired, _replaced, _deactivated],
+                         ids=["revoked", "expired", "replaced", "deactivated creator"])
+def test_these_tokens_get_no_reminder(time_machine, now, owner, member, kind):
+    soon = {"created_at": now - timedelta(days=20), "expires_at": now + timedelta(days=3)}
+    make_token(owner, name="Control", **soon)
+    kind(member, dict(soon))
+    remind()
+    time_machine.move_to(now + timedelta(days=3) - timedelta(hours=2), tick=False)  # the day
+    remind()
+    assert subjects() == ["Your Codex access token “Control” expires in 3 days",
+                          "Your Codex access token “Control” expires today"]
+    assert all(message.to == ["alice@acme.test"] for message in mail.outbox)
+
+
+# The mail ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("days_left,words", [(3, "expires in 3 days"), (0, "expires today")])
+def test_the_mail_names_the_token_and_workspace_and_links_to_its_page(
+    now, owner, settings, days_left, words
+):
+    token, plaintext = make_token(owner, name="nightly-docs", created_at=now - timedelta(days=5),
+                                  expires_at=now + timedelta(days=days_left, hours=3))
+    remind()
+    (message,) = mail.outbox
+    assert message.to == ["alice@acme.test"]
+    assert message.subject == f"Your Codex access token “nightly-docs” {words}"
+    assert "“nightly-docs”" in message.body
+    assert "in Acme Corp" in message.body
+    assert words in message.body
+    assert f"{settings.SITE_URL}/w/acme/admin/access-tokens/{token.pk}/" in message.body
+    for secret in (plaintext, token.digest):
+        assert secret not in message.body and secret not in message.subject
+
+
+def test_a_mail_that_cannot_be_sent_goes_out_on_the_next_run(now, owner, settings):
+    token, _ = make_token(owner, name="CI", created_at=now - timedelta(days=20),
+                          expires_at=now + timedelta(days=3))
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # nothing listens there
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    assert remind() == "0 reminders sent."
+    token.refresh_from_db()
+    assert token.reminded_week_at is None
+    settings.EMAIL_BACKEND = LOCMEM
+    assert remind() == "1 reminder sent."
+    assert subjects() == ["Your Codex access token “CI” expires in 3 days"]
+    token.refresh_from_db()
+    assert token.reminded_week_at == now
+
+
+# Two runs at once ---------------------------------------------------------------------------
+
+
+def test_two_runs_started_at_once_send_each_reminder_once(transactional_db):
+    workspace = WorkspaceFactory(slug="acme", name="Acme Corp")
+    creators = [MembershipFactory(workspace=workspace, user=UserFactory(email=f"ci{n}@acme.test"))
+                for n in range(2)]
+    # Three days left: the week reminder is due whatever the time of day the test runs.
+    names = []
+    for n in range(20):
+        token, _ = make_token(creators[n % 2], name=f"job-{n:02}",
+                              created_at=datetime.now(UTC) - timedelta(days=20),
+                              expires_at=datetime.now(UTC) + timedelta(days=3))
+        names.append(token.name)
+    barrier = threading.Barrier(2)
+    printed = []
+
+    def run():
+        try:
+            barrier.wait(10)
+            printed.append(remind())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(printed) == 2
+    assert sum(int(line.split()[0]) for line in printed) == 20
+    assert sorted(subjects()) == sorted(
+        f"Your Codex access token “{name}” expires in 3 days" for name in names)
+    assert not AccessToken.objects.filter(reminded_week_at__isnull=True).exists()
+
+
+# The banner on the Access tokens page -----------------------------------------------------
+
+
+def banner_of(response) -> str:
+    html = response.content.decode()
+    if 'class="notice expiring"' not in html:
+        return ""
+    return html.split('class="notice expiring"', 1)[1].split("</div>", 1)[0]
+
+
+def test_the_banner_lists_your_own_active_tokens_that_expire_within_seven_days(
+    client, now, owner, admin
+):
+    make_token(owner, name="due-today", expires_at=now + timedelta(hours=3))
+    make_token(owner, name="due-tomorrow", expires_at=now + timedelta(days=1))
+    make_token(owner, name="due-in-three", expires_at=now + timedelta(days=3))
+    make_token(owner, name="due-in-eight", expires_at=now + timedelta(days=8))
+    make_token(owner, name="never-expires", expires_at=None)
+    make_token(owner, name="revoked-soon", expires_at=now + timedelta(days=2),
+               revoked_at=now - timedelta(hours=1))
+    make_token(owner, name="expired-already", created_at=now - timedelta(days=30),
+               expires_at=now - timedelta(hours=1))
+    make_token(admin, name="admins-token", expires_at=now + timedelta(days=2))
+    client.force_login(owner.user)
+    banner = banner_of(client.get(LIST))
+    assert "Your tokens that expire within 7 days" in banner
+    assert "due-today</a> — expires today" in banner
+    assert "due-tomorrow</a> — in 1 day " in banner
+    assert "due-in-three</a> — in 3 days" in banner
+    for absent in ("due-in-eight", "never-expires", "revoked-soon", "expired-already",
+                   "admins-token"):
+        assert absent not in banner
+    # Soonest first.
+    assert banner.index("due-today") < banner.index("due-tomorrow") < banner.index("due-in-three")
+
+
+def test_the_banner_shows_a_member_their_own_tokens(client, now, owner, member_with_token_permission):
+    make_token(member_with_token_permission, name="doras-ci", expires_at=now + timedelta(days=2))
+    make_token(owner, name="alices-ci", expires_at=now + timedelta(days=2))
+    client.force_login(member_with_token_permission.user)
+    banner = banner_of(client.get(LIST))
+    assert "doras-ci</a> — in 2 days" in banner
+    assert "alices-ci" not in banner
+    client.force_login(owner.user)
+    banner = banner_of(client.get(LIST))
+    assert "alices-ci</a> — in 2 days" in banner
+    assert "doras-ci" not in banner
+
+
+def test_no_banner_when_none_of_your_tokens_expire_soon(client, now, owner, admin):
+    make_token(owner, name="later", expires_at=now + timedelta(days=30))
+    make_token(admin, name="admins-soon", expires_at=now + timedelta(days=1))
+    client.force_login(owner.user)
+    response = client.get(LIST)
+    assert response.status_code == 200
+    assert banner_of(response) == ""
