@@ -334,6 +334,8 @@ def token_rotate(request, slug, token_id):
     token = _visible_token_or_404(membership, token_id)
     if token.created_by_id != membership.user_id:
         raise Http404("No such access token.")  # only its creator rotates a token
+    if not can(membership, Perm.USE_ACCESS_TOKENS):
+        raise MissingPermission(Perm.USE_ACCESS_TOKENS, membership)
     form = TokenRotateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

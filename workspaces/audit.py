@@ -96,6 +96,8 @@ ACTIONS = {
     "custom_role.deleted": "Custom role deleted",
     "token.created": "Access token created",
     "token.revoked": "Access token revoked",
+    "token.rotated": "Access token rotated",
+    "token.shortened": "Access token shortened",
 }
 
 
