@@ -28,6 +28,8 @@ DAYS = 365
 # lives only in the bench process's memory), so their count never changes.
 LOAD_TOKENS = 8
 LOAD_TOKEN_PREFIX = "Load test "
+# The load-test tokens' allowed IP ranges: loopback (where wrk calls from) among others.
+LOAD_TOKEN_RANGES = "10.0.0.0/8\n127.0.0.0/8\n192.168.0.0/16\n::1/128\nfd00::/8"
 # The client name the load test sends; its runs are deleted before the next bench run so the
 # data stays at the seeded size.
 LOAD_CLIENT = "bench"
@@ -87,6 +89,8 @@ def issue_load_tokens() -> list[str]:
             AccessToken.objects.filter(pk=token.pk).update(
                 digest=codec.digest(plaintext), last_characters=plaintext[-4:],
                 last_used_at=None, last_used_ip=None, revoked_at=None, expires_at=None,
+                # The check then also tests the address, as a careful admin would set it up.
+                allowed_ips=LOAD_TOKEN_RANGES,
             )
             plaintexts.append(plaintext)
     return plaintexts

@@ -24,6 +24,12 @@
   }
 
   document.addEventListener("click", function (event) {
+    var navButton = event.target.closest("[data-nav-toggle]");
+    if (navButton) {
+      toggleNav(navButton, navButton.getAttribute("aria-expanded") !== "true");
+      return;
+    }
+
     var opener = event.target.closest("[data-dialog-open]");
     if (opener) {
       event.preventDefault();
@@ -132,7 +138,41 @@
     if (never) never.hidden = select.value !== "never";
   }
 
+  // The theme: System (follow the operating system), Light or Dark, remembered in the browser.
+  function syncThemeSwitch() {
+    var chosen = document.documentElement.getAttribute("data-theme") || "system";
+    document.querySelectorAll("[data-theme-switch] input[name=theme]").forEach(function (input) {
+      input.checked = input.value === chosen;
+    });
+  }
+
+  function chooseTheme(value) {
+    var root = document.documentElement;
+    try {
+      if (value === "system") window.localStorage.removeItem("console-theme");
+      else window.localStorage.setItem("console-theme", value);
+    } catch (e) { /* not remembered, but applied */ }
+    if (value === "system") root.removeAttribute("data-theme");
+    else root.setAttribute("data-theme", value);
+  }
+
+  // Narrow screens: the menu button shows and hides the navigation.
+  function toggleNav(button, open) {
+    if (open) document.body.setAttribute("data-nav-open", "");
+    else document.body.removeAttribute("data-nav-open");
+    button.setAttribute("aria-expanded", open ? "true" : "false");
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var button = document.querySelector("[data-nav-toggle]");
+    if (event.key === "Escape" && button && document.body.hasAttribute("data-nav-open")) {
+      toggleNav(button, false);
+      button.focus();
+    }
+  });
+
   document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-theme-switch] input[name=theme]")) chooseTheme(event.target.value);
     if (event.target.matches("select[data-expiration]")) syncExpiration(event.target);
     if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
     if (event.target.matches("#id_allow_codex_local")) syncToggles();
@@ -146,6 +186,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    syncThemeSwitch();
     document.querySelectorAll("select[data-expiration]").forEach(syncExpiration);
     document.querySelectorAll("[data-needs-js]").forEach(function (el) { el.hidden = false; });
     syncToggles();

@@ -78,17 +78,24 @@ def make_token(membership, *, name=None, expires_at="default", revoked_at=None, 
 
 
 def make_run(token, **extra):
-    return Run.objects.create(
-        workspace=token.workspace, token=token, user=token.created_by, **extra
-    )
+    """A run row, counted in the roll-ups as the run start's statement counts it."""
+    from datetime import UTC
+
+    from tokens.services import rollups_add
+
+    run = Run.objects.create(workspace=token.workspace, token=token, user=token.created_by, **extra)
+    rollups_add(workspace_id=token.workspace_id, day=run.started_at.astimezone(UTC).date(),
+                user_id=token.created_by_id, token_id=token.pk, runs=1)
+    return run
 
 
 def table_of(response) -> str:
-    """The rows of the page's main table, as text (the sidebar names the signed-in user)."""
+    """The rows of the page's main table, its last (a chart's table or pending invitations
+    come before it), as text (the sidebar names the signed-in user)."""
     html = response.content.decode()
     if "<tbody>" not in html:
         return ""
-    return html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return html.rsplit("<tbody>", 1)[1].split("</tbody>", 1)[0]
 
 
 def row_of(response, token) -> str:

@@ -132,3 +132,33 @@ class Run(models.Model):
 
     def __str__(self):
         return f"run {self.pk} by {self.user_id}"
+
+
+class RunDay(models.Model):
+    """How many runs each member started on each day (UTC): the governance chart and the
+    per-member counts, without counting the runs table. Kept by the statement that records a
+    run, and by the pruning that deletes runs."""
+
+    pk = models.CompositePrimaryKey("workspace", "day", "user")
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                             db_index=False)
+    runs = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.day}: {self.runs} runs by {self.user_id}"
+
+
+class TokenRuns(models.Model):
+    """How many runs each token has started, all its life (within retention): the per-token
+    counts of long periods. Kept like RunDay. No index on `runs`: every run updates it, and an
+    unindexed column lets PostgreSQL update the row in place."""
+
+    token = models.OneToOneField(AccessToken, on_delete=models.PROTECT, primary_key=True,
+                                 related_name="run_total")
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="+")
+    runs = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.token_id}: {self.runs} runs"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -29,7 +29,7 @@ from workspaces.permissions import Perm
 
 from . import codec, ipranges
 from .authn import EXPIRED, FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
-from .models import AccessToken, Run, TokenStatus
+from .models import AccessToken, Run, RunDay, TokenRuns, TokenStatus
 
 NAME_MAX = 100
 logger = logging.getLogger(__name__)
@@ -509,7 +509,17 @@ run AS (
     FROM used
     ON CONFLICT (token_id, thread_id) WHERE thread_id <> ''
     DO UPDATE SET turns = tokens_run.turns + 1
-    RETURNING id
+    RETURNING id, workspace_id, token_id, user_id, xmax = 0 AS inserted
+),
+daily AS (
+    INSERT INTO tokens_runday (workspace_id, day, user_id, runs)
+    SELECT workspace_id, %(day)s, user_id, 1 FROM run WHERE inserted
+    ON CONFLICT (workspace_id, day, user_id) DO UPDATE SET runs = tokens_runday.runs + 1
+),
+total AS (
+    INSERT INTO tokens_tokenruns (token_id, workspace_id, runs)
+    SELECT token_id, workspace_id, 1 FROM run WHERE inserted
+    ON CONFLICT (token_id) DO UPDATE SET runs = tokens_tokenruns.runs + 1
 )
 SELECT f.*, (SELECT id FROM run) AS run_id FROM f
 """
@@ -530,12 +540,44 @@ def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
             if run is not None:
                 Run.objects.filter(pk=run.pk).update(turns=F("turns") + 1)
                 return grant, run.pk
-        return grant, Run.objects.create(
+        run = Run.objects.create(
             workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
             started_at=now, client=params["client"], command=params["command"],
             ip=params["ip"], user_agent=params["agent"], thread_id=params["thread_id"],
             model=params["model"], sandbox_mode=params["sandbox_mode"],
-        ).pk
+        )
+        rollups_add(workspace_id=grant.workspace_id, day=params["day"], user_id=grant.user_id,
+                    token_id=grant.token_id, runs=1)
+        return grant, run.pk
+
+
+@transaction.atomic
+def rollups_rebuild(*, workspace: Workspace) -> None:
+    """Count a workspace's roll-ups afresh from its runs (after runs were written in bulk, as
+    the demo and the benchmark do)."""
+    RunDay.objects.filter(workspace=workspace).delete()
+    TokenRuns.objects.filter(workspace=workspace).delete()
+    runs = Run.objects.filter(workspace=workspace)
+    RunDay.objects.bulk_create(
+        RunDay(workspace=workspace, day=row["day"], user_id=row["user_id"], runs=row["n"])
+        for row in runs.annotate(day=TruncDate("started_at", tzinfo=UTC))
+        .values("day", "user_id").annotate(n=Count("id")))
+    TokenRuns.objects.bulk_create(
+        TokenRuns(workspace=workspace, token_id=row["token_id"], runs=row["n"])
+        for row in runs.values("token_id").annotate(n=Count("id")))
+
+
+def rollups_add(*, workspace_id: int, day, user_id: int, token_id: int, runs: int) -> None:
+    """Add `runs` (negative: take them away) to the roll-ups of a day, a member and a token
+    (inside the caller's transaction). The PostgreSQL run start does the same in its
+    statement."""
+    updated = RunDay.objects.filter(workspace_id=workspace_id, day=day, user_id=user_id).update(
+        runs=F("runs") + runs)
+    if not updated:
+        RunDay.objects.create(workspace_id=workspace_id, day=day, user_id=user_id, runs=runs)
+    updated = TokenRuns.objects.filter(token_id=token_id).update(runs=F("runs") + runs)
+    if not updated:
+        TokenRuns.objects.create(token_id=token_id, workspace_id=workspace_id, runs=runs)
 
 
 def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, command: str = "",
@@ -546,9 +588,9 @@ def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, comm
     Raises `Refusal` (nothing recorded) when it may not, including when a revocation or the
     expiry won the race with this call.
     """
-    params = {"digest": digest, "now": now, "client": client, "command": command, "ip": ip,
-              "agent": agent, "thread_id": thread_id, "model": model,
-              "sandbox_mode": sandbox_mode}
+    params = {"digest": digest, "now": now, "day": now.astimezone(UTC).date(), "client": client,
+              "command": command, "ip": ip, "agent": agent, "thread_id": thread_id,
+              "model": model, "sandbox_mode": sandbox_mode}
     if connection.vendor == "postgresql":
         row = fetch_one(RUN_START_SQL, params)
         grant, run_id = decide(row, now, ip), (row.run_id if row else None)

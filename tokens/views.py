@@ -1,9 +1,9 @@
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Q
+from django.db.models import F, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -22,7 +22,7 @@ from workspaces.paging import keyset_page
 from workspaces.permissions import Perm, can
 from workspaces.rendering import render_console
 
-from . import services
+from . import services, stats
 from .forms import OVERLAP_CHOICES, GovernanceFilterForm, TokenCreateForm, TokenRotateForm
 from .models import AccessToken, Run, TokenStatus
 
@@ -405,66 +405,62 @@ def member_revoke_tokens(request, slug, member_id):
 # Governance ------------------------------------------------------------------------------
 
 RUNS_PAGE_SIZE = 50
-DEFAULT_PERIOD = timedelta(days=30)
-TOP = 10
 
 
 def _runs(request, workspace):
-    """The workspace's runs filtered by the query string, and the period the counts cover."""
+    """The workspace's runs filtered by the query string; what the counts are about; the
+    period they cover (the chosen days, else the last 30)."""
     form = GovernanceFilterForm(request.GET or None)
     runs = Run.objects.filter(workspace=workspace)
-    low = high = None
+    filters, start, end = stats.Filters(), None, None
     if form.is_bound and form.is_valid():
         data = form.cleaned_data
         if data["member"]:
-            runs = runs.filter(user__email__iexact=data["member"].strip())
+            user = User.objects.filter(email__iexact=data["member"].strip()).first()
+            filters = stats.Filters(user_id=user.pk if user else -1)
+            runs = runs.filter(user_id=filters.user_id)
         if data["token"]:
-            runs = runs.filter(token__name__icontains=data["token"].strip())
-        low, high = day_range(data["start"], data["end"])
+            token_ids = AccessToken.objects.filter(
+                workspace=workspace, name__icontains=data["token"].strip()).values("id")
+            filters = stats.Filters(user_id=filters.user_id, token_ids=token_ids)
+            runs = runs.filter(token_id__in=token_ids)
+        start, end = data["start"], data["end"]
+        low, high = day_range(start, end)
+        if low:
+            runs = runs.filter(started_at__gte=low)
+        if high:
+            runs = runs.filter(started_at__lt=high)
     elif form.is_bound:
         runs = runs.none()
-    if low:
-        runs = runs.filter(started_at__gte=low)
-    if high:
-        runs = runs.filter(started_at__lt=high)
-    return form, runs, low, high
+        filters = stats.Filters(user_id=-1)
+    period = stats.period(start, end, timezone.now().astimezone(UTC).date())
+    return form, runs, filters, period, bool(start or end)
 
 
-def _top_counts(runs):
-    """Runs per token and per member, the top ten of each.
-
-    Counted by id alone (an index-only scan on PostgreSQL), then the ten names fetched.
-    """
-    def top(field):
-        return list(runs.values(field).annotate(runs=Count("*")).order_by("-runs", field)[:TOP])
-
-    tokens, members = top("token_id"), top("user_id")
-    names = AccessToken.objects.in_bulk([row["token_id"] for row in tokens])
-    emails = dict(User.objects.filter(pk__in=[row["user_id"] for row in members])
-                  .values_list("pk", "email"))
-    for row in tokens:
-        row["token"] = names.get(row["token_id"])
-    for row in members:
-        row["email"] = emails.get(row["user_id"], "")
-    return tokens, members
+def _named(rows, names):
+    return [{"id": key, "runs": n, "name": names.get(key)} for key, n in rows]
 
 
 @login_required
 @require_GET
 def governance(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
-    form, runs, low, high = _runs(request, workspace)
+    form, runs, filters, period, chosen = _runs(request, workspace)
     page = keyset_page(runs.select_related("user", "token"), request.GET.get("after"),
                        time_field="started_at", size=RUNS_PAGE_SIZE)
-    # Counts cover the chosen dates, or the last 30 days when none are chosen.
-    period = runs if (low or high) else runs.filter(started_at__gte=timezone.now() - DEFAULT_PERIOD)
-    by_token, by_member = _top_counts(period)
+    days = stats.per_day(workspace, period, filters)
+    by_member = stats.top_members(workspace, period, filters)
+    by_token = stats.top_tokens(workspace, period, filters)
+    # The ten names of each, fetched by id.
+    emails = dict(User.objects.filter(pk__in=[i for i, _ in by_member]).values_list("pk", "email"))
+    tokens = AccessToken.objects.in_bulk([i for i, _ in by_token])
     query = request.GET.copy()
     query.pop("after", None)
     return render_console(request, "tokens/governance.html", membership, "governance", {
         "form": form, "page": page, "query": query.urlencode(),
-        "by_token": by_token, "by_member": by_member,
-        "period_label": "the chosen dates" if (low or high) else "the last 30 days",
+        "by_member": _named(by_member, emails), "by_token": _named(by_token, tokens),
+        "chart": stats.chart(days), "period": period,
+        "period_label": "the chosen dates" if chosen else "the last 30 days",
         "filtered": any(query.get(k) for k in ("member", "token", "start", "end")),
     })
 
@@ -473,7 +469,7 @@ def governance(request, slug):
 @require_GET
 def governance_csv(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
-    _, runs, _, _ = _runs(request, workspace)
+    _, runs, _, _, _ = _runs(request, workspace)
     rows = (
         (r.started_at.isoformat(), r.user.email, r.token.name, r.token_id, r.client, r.model,
          r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent)

@@ -1,16 +1,17 @@
+from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count, OuterRef, Prefetch, Q, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, Subquery, Sum
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from tokens.models import AccessToken
+from tokens.models import AccessToken, RunDay
 from tokens.services import latest_expiry, suspended_creators, tokens_outliving
 
 from . import permissions, services
@@ -76,10 +77,24 @@ def overview(request, slug):
     counts = workspace.memberships.aggregate(
         members=Count("id"), admins=Count("id", filter=~Q(role=Role.MEMBER))
     )
+    now = timezone.now()
+    everyone = permissions.can(membership, Perm.VIEW_GOVERNANCE)
+    week = RunDay.objects.filter(workspace=workspace,
+                                 day__gt=(now - timedelta(days=7)).astimezone(UTC).date())
+    if not everyone:
+        week = week.filter(user_id=membership.user_id)
+    tokens = permissions.visible_tokens(membership, AccessToken.objects.all()).filter(
+        revoked_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
     return render_console(request, "workspaces/overview.html", membership, "overview", {
         "counts": counts,
         "group_count": workspace.groups.count(),
         "my_groups": membership.groups.prefetch_related("custom_roles"),
+        "runs_this_week": week.aggregate(n=Sum("runs"))["n"] or 0,
+        "runs_of_everyone": everyone,
+        "active_tokens": tokens.count(),
+        "expiring": list(tokens.filter(expires_at__lte=now + timedelta(days=7))
+                         .select_related("created_by").order_by("expires_at")[:5]),
+        "tokens_of_everyone": permissions.can_see_all_tokens(membership),
     })
 
 

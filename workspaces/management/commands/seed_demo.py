@@ -1,8 +1,26 @@
+import random
+import secrets
+from datetime import UTC, datetime, time, timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
-from workspaces.models import CustomRole, Group, Membership, Plan, Role, User, Workspace
+from tokens import codec
+from tokens.models import AccessToken, Run
+from tokens.services import rollups_rebuild
+from workspaces.models import (
+    AuditEvent,
+    CustomRole,
+    Group,
+    Invitation,
+    Membership,
+    Plan,
+    Role,
+    User,
+    Workspace,
+)
 
 PASSWORD = "codex-demo-pass"
 
@@ -77,7 +95,140 @@ class Command(BaseCommand):
         if not group.members.filter(pk=dev.pk).exists():
             group.members.add(dev)
             created += 1
+        if not AccessToken.objects.filter(workspace=acme, name="release-ci").exists():
+            created += tell_the_story(workspaces, timezone.now())
         self.stdout.write(
             f"Demo data ready ({created} new records). Sign in as owner@acme.test "
             f"with the password {PASSWORD}."
         )
+
+
+# The story: what a newcomer sees on every page. Tokens in every state, a month of runs from
+# CI systems and the Codex CLI, and the audit events that go with them. The tokens' secrets are
+# random and thrown away: nobody ever saw them, nobody can use them. Times are relative to the
+# moment of seeding; the random choices are seeded, so every demo tells the same story.
+
+CLI = "codex_exec 0.171.0"
+COMMANDS = ['codex exec "fix the failing tests"', 'codex exec "review this pull request"',
+            'codex exec "update the changelog"', 'codex exec "bump the dependencies"']
+
+
+def _day(now, days_ago, hour, minute=0):
+    day = (now - timedelta(days=days_ago)).astimezone(UTC).date()
+    return datetime.combine(day, time(hour, minute), tzinfo=UTC)
+
+
+def _token(workspace, user, name, created, expires=None, revoked=None, revoked_by=None):
+    secret = codec.generate()  # never shown, never stored: only its digest is
+    return AccessToken.objects.create(
+        workspace=workspace, created_by=user, name=name, digest=codec.digest(secret),
+        last_characters=secret[-4:], created_at=created, expires_at=expires, revoked_at=revoked,
+        revoked_by=revoked_by, request_key=secrets.token_urlsafe(12),
+    )
+
+
+def _event(workspace, user, action, target, when, details=None, token=None, ip="192.0.2.10"):
+    AuditEvent.objects.create(
+        workspace=workspace, actor=user, actor_email=user.email if user else "system",
+        action=action, target=target, details=details or {}, ip=ip, created_at=when,
+        user_agent="Mozilla/5.0 (demo)", token_id=token.pk if token else None,
+    )
+
+
+def _created(token, when):
+    _event(token.workspace, token.created_by, "token.created", token.name, when, token=token,
+           details={"token_id": token.pk, "last_characters": token.last_characters,
+                    "expires_at": token.expires_at.isoformat() if token.expires_at else None})
+
+
+def _runs(token, when_list, client, rng, **extra):
+    rows = [Run(workspace=token.workspace, token=token, user=token.created_by, started_at=when,
+                client=client, command=extra.get("command") or rng.choice(COMMANDS),
+                ip=extra.get("ip", f"203.0.113.{rng.randint(10, 60)}"),
+                user_agent=extra.get("agent", f"{client}/1.0"), model=extra.get("model", ""),
+                sandbox_mode=extra.get("sandbox_mode", ""),
+                thread_id=f"demo-{token.pk}-{n}" if extra.get("model") else "",
+                turns=rng.randint(1, 6) if extra.get("model") else 1)
+            for n, when in enumerate(when_list)]
+    Run.objects.bulk_create(rows)
+    last = max(when_list)
+    AccessToken.objects.filter(pk=token.pk).update(
+        last_used_at=last, last_used_ip=rows[-1].ip, first_used_at=min(when_list))
+    return len(rows)
+
+
+def tell_the_story(workspaces, now) -> int:
+    rng = random.Random(7)
+    acme, globex = workspaces["acme"], workspaces["globex"]
+    people = {u.email: u for u in User.objects.filter(email__endswith=".test")}
+    owner, admin, dev = people["owner@acme.test"], people["admin@acme.test"], people["dev@acme.test"]
+    member, globex_owner = people["member@acme.test"], people["owner@globex.test"]
+    made = 0
+
+    # Acme: the workspace's history, then dev@'s four tokens and a few of the admins'.
+    _event(acme, owner, "group.created", "Release engineering", _day(now, 40, 9))
+    _event(acme, owner, "custom_role.created", "Automation", _day(now, 40, 9, 5),
+           details={"permissions": ["Codex access tokens"], "groups": ["Release engineering"]})
+    _event(acme, owner, "invitation.sent", "dev@acme.test", _day(now, 40, 9, 10),
+           details={"role": "member"})
+    _event(acme, dev, "invitation.accepted", "dev@acme.test", _day(now, 39, 10),
+           details={"role": "member"})
+    _event(acme, owner, "group.member_added", "Release engineering", _day(now, 39, 11),
+           details={"member": "dev@acme.test"})
+
+    release = _token(acme, dev, "release-ci", _day(now, 29, 9), expires=_day(now, 29, 9) + timedelta(days=30))
+    _created(release, release.created_at)
+    daily = [_day(now, d, h, rng.randint(0, 59)) for d in range(28, -1, -1)
+             for h in rng.sample(range(8, 19), rng.randint(4, 8))]
+    made += _runs(release, [w for w in daily if w < now], "github-actions", rng)
+
+    nightly = _token(acme, dev, "nightly-docs-check", _day(now, 25, 17))
+    _created(nightly, nightly.created_at)
+    made += _runs(nightly, [_day(now, d, 2, 15) for d in range(24, 0, -1)], "cron", rng,
+                  command='codex exec "check the docs build and fix broken links"')
+
+    laptop = _token(acme, dev, "old-laptop", _day(now, 30, 14),
+                    expires=_day(now, 30, 14) + timedelta(days=90),
+                    revoked=_day(now, 12, 16), revoked_by=owner)
+    _created(laptop, laptop.created_at)
+    made += _runs(laptop, [_day(now, d, rng.randint(9, 18), rng.randint(0, 59))
+                           for d in range(29, 12, -2)], CLI, rng, model="gpt-5.1-codex",
+                  sandbox_mode="workspace-write", agent=f"{CLI.replace(' ', '/')} (Linux)")
+    _event(acme, owner, "token.revoked", "old-laptop", laptop.revoked_at, token=laptop,
+           details={"token_id": laptop.pk, "last_characters": laptop.last_characters,
+                    "created_by": dev.email, "reason": "the laptop was replaced"})
+
+    migration = _token(acme, dev, "q3-migration", _day(now, 38, 10),
+                       expires=_day(now, 38, 10) + timedelta(days=30))
+    _created(migration, migration.created_at)
+    made += _runs(migration, [_day(now, d, 13, 30) for d in range(37, 8, -3)], "jenkins", rng,
+                  command='codex exec "migrate the billing tables"')
+
+    staging = _token(acme, admin, "staging-deploy", _day(now, 45, 11),
+                     expires=_day(now, 45, 11) + timedelta(days=90))
+    _created(staging, staging.created_at)  # not used for 45 days: idle
+    incident = _token(acme, owner, "incident-bot", _day(now, 25, 8),
+                      expires=_day(now, 25, 8) + timedelta(days=28))
+    _created(incident, incident.created_at)  # expires within the week: the owner's banner
+    made += _runs(incident, [_day(now, d, 3, 40) for d in (20, 14, 9, 4, 1)], "pagerduty", rng,
+                  command='codex exec "summarize the incident timeline"')
+    _event(acme, owner, "settings.updated", "Acme Corp", _day(now, 26, 15),
+           details={"allow_codex_local": {"before": False, "after": True}})
+    Invitation.objects.create(
+        workspace=acme, email="new.hire@acme.test", role=Role.MEMBER, invited_by=admin,
+        key_digest=codec.digest(codec.generate()), sent_at=_day(now, 2, 10),
+        created_at=_day(now, 2, 10), expires_at=_day(now, 2, 10) + timedelta(days=7))
+    _event(acme, admin, "invitation.sent", "new.hire@acme.test", _day(now, 2, 10),
+           details={"role": "member"})
+
+    # Globex: member@acme.test's personal scripts.
+    scripts = _token(globex, member, "personal-scripts", _day(now, 20, 19),
+                     expires=_day(now, 20, 19) + timedelta(days=60))
+    _created(scripts, scripts.created_at)
+    made += _runs(scripts, [_day(now, d, 20, rng.randint(0, 59)) for d in range(19, 0, -2)],
+                  "cron", rng, command='codex exec "tidy my dotfiles"')
+    _event(globex, globex_owner, "settings.updated", "Globex", _day(now, 22, 9),
+           details={"allow_access_tokens": {"before": False, "after": True}})
+    for workspace in (acme, globex):
+        rollups_rebuild(workspace=workspace)
+    return made + 8
