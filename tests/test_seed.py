@@ -1,7 +1,11 @@
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
-from workspaces.models import CustomRole, Group, Membership, User, Workspace
+from tokens.models import AccessToken, Run
+from workspaces.models import AuditEvent, CustomRole, Group, Membership, User, Workspace
 from workspaces.permissions import Perm, can
 
 
@@ -20,6 +24,8 @@ def snapshot():
         sorted(CustomRole.objects.values_list("name", "grants_codex_local",
                                               "grants_access_tokens", "groups__name")),
         User.objects.count(),
+        sorted(AccessToken.objects.values_list("name", "digest", "revoked_at", "expires_at")),
+        Run.objects.count(), AuditEvent.objects.count(),
     )
 
 
@@ -70,3 +76,50 @@ def test_every_demo_user_signs_in(seeded, client):
                                                     "password": "codex-demo-pass"})
         assert response.status_code == 302, user.email
         client.post("/accounts/logout/")
+
+
+def test_the_demo_tells_a_story(seeded, client):
+    from tokens.models import AccessToken, Run, RunDay
+    from workspaces.models import AuditEvent
+
+    tokens = {t.name: t for t in AccessToken.objects.select_related("created_by", "workspace")}
+    now = timezone.now()
+    assert tokens["release-ci"].created_by.email == "dev@acme.test"
+    assert tokens["release-ci"].status_at(now) == "active"
+    assert tokens["release-ci"].last_used_at > now - timedelta(days=1)  # used daily
+    assert tokens["nightly-docs-check"].expires_at is None
+    assert tokens["old-laptop"].status_at(now) == "revoked"
+    assert tokens["q3-migration"].status_at(now) == "expired"
+    assert tokens["personal-scripts"].workspace.slug == "globex"
+    assert tokens["personal-scripts"].created_by.email == "member@acme.test"
+    runs = Run.objects.all()
+    assert 200 <= runs.count() <= 600
+    assert runs.filter(started_at__lt=now - timedelta(days=30)).count() < runs.count() // 10
+    assert {"github-actions", "jenkins", "cron"} <= set(runs.values_list("client", flat=True))
+    assert AuditEvent.objects.filter(action="token.created").count() == len(tokens)
+    assert AuditEvent.objects.filter(action="token.revoked", target="old-laptop").exists()
+    assert sum(RunDay.objects.values_list("runs", flat=True)) == runs.count()
+
+
+def test_the_demo_tokens_cannot_be_used(seeded, client):
+    from tokens import codec
+    from tokens.models import AccessToken
+
+    digests = set(AccessToken.objects.values_list("digest", flat=True))
+    assert all(len(d) == 64 for d in digests)
+    # Their secrets were thrown away: nothing can be presented that matches a digest, and
+    # a freshly generated token does not either.
+    assert codec.digest(codec.generate()) not in digests
+
+
+def test_a_newcomer_sees_every_page_at_work(seeded, client):
+    client.post("/accounts/login/", {"username": "owner@acme.test", "password": "codex-demo-pass"})
+    tokens = client.get("/w/acme/admin/access-tokens/").content.decode()
+    assert "release-ci" in tokens and "No access tokens yet" not in tokens
+    governance = client.get("/w/acme/admin/governance/").content.decode()
+    assert "<svg class=\"chart\"" in governance and "No runs yet" not in governance
+    assert "github-actions" in governance
+    audit = client.get("/w/acme/admin/audit-log/").content.decode()
+    assert "Access token created" in audit and "No audit events" not in audit
+    overview = client.get("/w/acme/").content.decode()
+    assert "Runs, last 7 days" in overview and "Tokens that expire soon" in overview

@@ -178,7 +178,11 @@ def chart(days: list[tuple[date, int]]) -> dict:
     ticks = [{"value": v, "y": round(TOP_GAP + plot_h - (v / scale_top) * plot_h, 2)}
              for v in (0, scale_top // 2, scale_top)] if scale_top else [
         {"value": 0, "y": TOP_GAP + plot_h}]
-    labels = [{"day": days[i][0], "x": round(LEFT + i * step + step / 2, 2)}
+    # The first and last labels line up with the plot's edges, so neither is cut off.
+    edges = {0: ("start", LEFT), len(days) - 1: ("end", WIDTH)}
+    labels = [{"day": days[i][0],
+               "anchor": edges.get(i, ("middle", 0))[0],
+               "x": edges[i][1] if i in edges else round(LEFT + i * step + step / 2, 2)}
               for i in sorted({0, len(days) // 2, len(days) - 1})] if days else []
     busiest = max(days, key=lambda row: row[1]) if days and peak else None
     return {"bars": bars, "ticks": ticks, "labels": labels, "width": WIDTH, "height": HEIGHT,

@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -127,6 +128,8 @@ def _annotate_rows(tokens, membership, now):
             token.expires_in_days = expires_in_days(token.expires_at, now)
         token.replacement = getattr(token, "replaced_by", None)
         token.ranges = [r for r in token.allowed_ips.split("\n") if r]
+        if token.last_used_at:
+            token.last_used_ago = timesince(token.last_used_at, now, depth=1)
         token.can_rotate = (active and token.replacement is None
                             and permissions.can_rotate_token(membership, token))
 

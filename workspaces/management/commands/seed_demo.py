@@ -151,9 +151,9 @@ def _runs(token, when_list, client, rng, **extra):
                 turns=rng.randint(1, 6) if extra.get("model") else 1)
             for n, when in enumerate(when_list)]
     Run.objects.bulk_create(rows)
-    last = max(when_list)
+    last = max(rows, key=lambda run: run.started_at)
     AccessToken.objects.filter(pk=token.pk).update(
-        last_used_at=last, last_used_ip=rows[-1].ip, first_used_at=min(when_list))
+        last_used_at=last.started_at, last_used_ip=last.ip, first_used_at=min(when_list))
     return len(rows)
 
 
