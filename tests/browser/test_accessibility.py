@@ -39,7 +39,7 @@ def test_no_page_has_an_accessibility_violation(new_context, sign_in, owner, sto
     for path, name in signed_in_pages(story):
         page.goto(path)
         found += violations(page, name)
-    assert found == []
+    assert found == [], found
 
 
 @pytest.mark.browser
@@ -65,7 +65,7 @@ def test_no_open_modal_has_an_accessibility_violation(new_context, sign_in, owne
     page.get_by_role("button", name="Revoke staging-deploy").click()
     expect(page.locator("dialog#confirm-dialog")).to_be_visible()
     found += violations(page, "confirm modal")
-    assert found == []
+    assert found == [], found
 
 
 @pytest.mark.browser
