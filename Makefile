@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-browser lint bench screenshots clean
+.PHONY: run test test-browser lint bench cluster-test screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -35,6 +35,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The site as on several servers: haproxy, two gunicorn instances, PgBouncer, Redis (see
+# docs/deploy.md). CI runs it after the test suites.
+cluster-test: $(STAMP)
+	bash .ci/cluster-test
 
 # Pictures of the main pages for the README (light and dark, wide and phone), remade after a change.
 screenshots: $(STAMP)

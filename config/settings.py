@@ -209,6 +209,10 @@ CODEX_UPSTREAM_URL = env.str("CODEX_UPSTREAM_URL", default="")
 CODEX_UPSTREAM_API_KEY = env.str("CODEX_UPSTREAM_API_KEY", default="")
 CODEX_GATEWAY_MAX_BODY = env.int("CODEX_GATEWAY_MAX_BODY", default=32 * 1024 * 1024)
 
+# The governance record keeps runs this many days; `manage.py prune_runs` (cron, daily) removes
+# older ones.
+RUN_RETENTION_DAYS = env.int("RUN_RETENTION_DAYS", default=400)
+
 # Sign-in guarding (django-axes, workspaces/signin.py): an email is refused after
 # SIGN_IN_EMAIL_LIMIT failures, an address after SIGN_IN_ADDRESS_LIMIT, each within
 # SIGN_IN_WINDOW seconds, and stays refused for SIGN_IN_WINDOW seconds after its last failure.

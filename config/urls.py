@@ -8,6 +8,9 @@ from workspaces import views as workspace_views
 from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
 
 urlpatterns = [
+    # First: automation calls these most, and patterns are tried in order.
+    path("api/v1/", include(api.urlpatterns)),
+    path("codex/", include(gateway.urlpatterns)),
     path("", workspace_views.home, name="home"),
     path("healthz", workspace_views.healthz, name="healthz"),
     path(
@@ -35,8 +38,6 @@ urlpatterns = [
          name="access_tokens_shortcut"),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/admin/", include("tokens.urls")),
-    path("api/v1/", include(api.urlpatterns)),
-    path("codex/", include(gateway.urlpatterns)),
     path("django-admin/", admin.site.urls),
 ]
 

@@ -539,3 +539,25 @@ def test_the_throttle_holds_across_workers_with_redis(client, owner, settings):
         assert redis.Redis.from_url(location).keys("*api-fail:127.0.0.1")
     finally:
         cache.clear()
+
+
+def test_the_hot_paths_column_names_are_the_statements(owner):
+    """The check reads its rows by fixed names instead of asking the cursor each time: the
+    names must be what the statements select, on this database."""
+    from tokens.authn import FACTS_SQL, TokenFacts, cursor
+    from tokens.services import RUN_START_SQL, RunFacts
+
+    token, _ = make_token(owner)
+    with cursor() as c:
+        c.execute(FACTS_SQL, {"digest": token.digest})
+        assert tuple(col[0] for col in c.description) == TokenFacts._fields
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        now = timezone.now()
+        params = {"digest": "none", "now": now, "day": now.date(), "fresh": now, "client": "",
+                  "command": "", "ip": None, "agent": "", "thread_id": "", "model": "",
+                  "sandbox_mode": ""}
+        with cursor() as c:
+            c.execute(RUN_START_SQL, params)
+            assert tuple(col[0] for col in c.description) == RunFacts._fields

@@ -32,9 +32,17 @@ CLIENT_MAX = Run._meta.get_field("client").max_length
 COMMAND_MAX = Run._meta.get_field("command").max_length
 
 
-def error_response(status: int, code: str, message: str) -> JsonResponse:
+def _json(body: dict, status: int) -> HttpResponse:
+    # json.dumps straight: DjangoJSONEncoder's extra types are not needed here, and the API
+    # answers on every Codex run.
+    response = HttpResponse(json.dumps(body), content_type="application/json", status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def error_response(status: int, code: str, message: str) -> HttpResponse:
     """The contract's error shape, with the WWW-Authenticate challenge its status calls for."""
-    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    response = _json({"error": {"code": code, "message": message}}, status)
     description = message.replace("\\", "").replace('"', "'")
     if code == "missing_token":
         response["WWW-Authenticate"] = REALM
@@ -50,14 +58,11 @@ def error_response(status: int, code: str, message: str) -> JsonResponse:
         response["WWW-Authenticate"] = (
             f'{REALM}, error="insufficient_scope", error_description="{description}"'
         )
-    response["Cache-Control"] = "no-store"
     return response
 
 
-def json_response(body: dict, status: int = 200) -> JsonResponse:
-    response = JsonResponse(body, status=status)
-    response["Cache-Control"] = "no-store"
-    return response
+def json_response(body: dict, status: int = 200) -> HttpResponse:
+    return _json(body, status)
 
 
 UNAVAILABLE = (503, "unavailable", "The console cannot reach its database. Try again shortly.")

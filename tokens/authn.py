@@ -12,10 +12,9 @@ import re
 from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from urllib.parse import unquote_plus
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
@@ -103,9 +102,13 @@ WHERE t.digest = %(digest)s
 """
 
 
-@cache
-def _row_type(names: tuple[str, ...]):
-    return namedtuple("TokenFacts", names)
+# FACTS_SQL's columns, in order: rows are read by these names (`row.role`). Asking the cursor
+# for its description instead builds a dozen objects per call on the hot path; a test checks
+# the two agree on every database.
+TokenFacts = namedtuple("TokenFacts", (
+    "token_id token_name expires_at revoked_at last_used_at allowed_ips workspace_id "
+    "workspace_slug workspace_name plan allow_codex_local allow_access_tokens user_id "
+    "user_email user_active role custom_local custom_tokens"))
 
 
 def cursor():
@@ -128,22 +131,48 @@ def cursor():
     return connection._prepare_cursor(psycopg.Cursor(connection.connection))
 
 
-def fetch_one(sql, params: dict):
-    """One row of `sql`, with its columns readable by name (None when there is no row)."""
-    with cursor() as c:
-        c.execute(sql, params)
-        row = c.fetchone()
-        if row is None:
-            return None
-        return _row_type(tuple(col[0] for col in c.description))._make(row)
+def _server_cursor(conn):
+    """The connection's own server-binding psycopg cursor, made once per connection.
+
+    `fetch_one` uses it when nothing watches queries (no DEBUG query log, no execute
+    wrappers): Django's cursor wrapper costs more than the statement's Python side. Driver
+    errors still become Django's (and mark the connection for replacement) through
+    `wrap_database_errors`.
+    """
+    import psycopg
+
+    if conn.connection is None:
+        conn.ensure_connection()
+    raw = conn.connection
+    hot = getattr(conn, "_console_hot_cursor", None)
+    if hot is None or hot[0] is not raw:
+        hot = conn._console_hot_cursor = (raw, psycopg.Cursor(raw))
+    return hot[1]
+
+
+def fetch_one(sql, params: dict, row_type=TokenFacts):
+    """One row of `sql` as a `row_type`, its columns readable by name (None when no row)."""
+    conn = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` goes through a proxy
+    if conn.vendor == "postgresql" and not conn.queries_logged and not conn.execute_wrappers:
+        with conn.wrap_database_errors:
+            c = _server_cursor(conn)
+            c.execute(sql, params)
+            row = c.fetchone()
+    else:
+        with cursor() as c:
+            c.execute(sql, params)
+            row = c.fetchone()
+    return None if row is None else row_type._make(row)
 
 
 def token_outside_header(request, check_body: bool = True) -> bool:
     """Whether a token (or an access_token parameter) came in the query string or the body."""
-    query = unquote_plus(request.META.get("QUERY_STRING", ""))
-    if "access_token" in query or codec.FIND_RE.search(query):
-        return True
-    if not check_body:
+    query = request.META.get("QUERY_STRING", "")
+    if query:
+        query = unquote_plus(query)
+        if "access_token" in query or codec.FIND_RE.search(query):
+            return True
+    if not check_body or request.META.get("CONTENT_LENGTH") in (None, "", "0"):
         return False
     body = request.body.decode("utf-8", "replace") if request.body else ""
     return bool(codec.FIND_RE.search(body) or _ACCESS_TOKEN_PARAM.search(body))

@@ -50,8 +50,10 @@ def _networks(text: str) -> tuple:
     return tuple(ipaddress.ip_network(line) for line in text.split("\n") if line)
 
 
+@lru_cache(maxsize=4096)
 def allows(text: str, address: str | None) -> bool:
-    """Whether `address` may use a token with these stored ranges."""
+    """Whether `address` may use a token with these stored ranges (remembered: the API asks
+    on every call, mostly the same few questions)."""
     if not text:
         return True
     if not address:

@@ -92,8 +92,9 @@ class Run(models.Model):
     """A Codex run started with an access token: the governance record.
 
     Every run start writes a row, so the table keeps only the indexes its pages use (the
-    composite ones below, which also serve the foreign keys' workspace lookups). Nothing it
-    points to can be deleted (PROTECT): the record survives.
+    composite ones below, which also serve the foreign keys' workspace lookups; on PostgreSQL
+    `run_ws_time` is replaced by a covering index, see migration 0009). Nothing it points to
+    can be deleted (PROTECT): the record survives.
     """
 
     workspace = models.ForeignKey(

@@ -9,11 +9,12 @@ one; nothing stores or logs it.
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q, Value
+from django.db.models import Case, Count, F, Q, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -28,7 +29,7 @@ from workspaces.models import Membership, Workspace
 from workspaces.permissions import Perm
 
 from . import codec, ipranges
-from .authn import EXPIRED, FACTS_SQL, REVOKED, Grant, Refusal, decide, fetch_one
+from .authn import EXPIRED, FACTS_SQL, REVOKED, Grant, Refusal, TokenFacts, decide, fetch_one
 from .models import AccessToken, Run, RunDay, TokenRuns, TokenStatus
 
 NAME_MAX = 100
@@ -372,6 +373,48 @@ def tokens_revoke_leaked(*, strings, actor: Actor) -> int:
     return sum(_revoke(token, actor, LEAK_REPORT) for token in tokens)
 
 
+# Retention ---------------------------------------------------------------------------------
+
+PRUNE_BATCH = 5000
+
+
+def runs_prune(*, before: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete the runs started before `before`, in batches of `batch`, each in its own short
+    transaction (no lock is held for long, and runs keep being recorded meanwhile). Each batch
+    takes its runs out of the roll-ups and is audited in each workspace it touched. Returns how
+    many runs were deleted."""
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                Run.objects.filter(started_at__lt=before).order_by("id")
+                .values_list("id", "workspace_id", "token_id", "user_id", "started_at")[:batch]
+            )
+            if not rows:
+                return deleted
+            Run.objects.filter(pk__in=[row[0] for row in rows]).delete()
+            days: dict[tuple, int] = {}
+            tokens: dict[tuple, int] = {}
+            per_workspace: dict[int, int] = {}
+            for _, workspace_id, token_id, user_id, started_at in rows:
+                day = (workspace_id, started_at.astimezone(UTC).date(), user_id)
+                days[day] = days.get(day, 0) + 1
+                tokens[(workspace_id, token_id)] = tokens.get((workspace_id, token_id), 0) + 1
+                per_workspace[workspace_id] = per_workspace.get(workspace_id, 0) + 1
+            for (workspace_id, day, user_id), n in days.items():
+                RunDay.objects.filter(workspace_id=workspace_id, day=day, user_id=user_id).update(
+                    runs=F("runs") - n)
+            RunDay.objects.filter(runs__lte=0).delete()
+            for (_, token_id), n in tokens.items():
+                TokenRuns.objects.filter(token_id=token_id).update(runs=F("runs") - n)
+            for workspace in Workspace.objects.filter(pk__in=per_workspace):
+                record(workspace=workspace, actor=Actor(None, label="retention"),
+                       action="runs.pruned", target=f"{per_workspace[workspace.pk]} runs",
+                       details={"runs": per_workspace[workspace.pk],
+                                "started_before": before.isoformat()})
+            deleted += len(rows)
+
+
 # Expiry reminders -------------------------------------------------------------------------
 
 REMINDER_WEEK = timedelta(days=7)
@@ -461,7 +504,7 @@ def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
 
 # The API's writes ----------------------------------------------------------------------------
 
-LAST_USED_EVERY = 60  # seconds: whoami refreshes a token's last-used time at most this often
+LAST_USED_EVERY = 60  # seconds: a token's last-used time moves at most this often
 
 
 def token_touch(*, grant: Grant, ip: str | None, now) -> None:
@@ -484,15 +527,17 @@ def token_refused_from(*, token_id: int, ip: str | None, now) -> None:
 # NULL there when no run was recorded. The conditional UPDATE takes the token's row lock and
 # re-checks revocation and expiry under it, so a revocation that committed first always wins;
 # only a token that passes the policy (its SQL form, `permissions.TOKEN_USE_SQL`) yields a row
-# for the INSERT. A later turn of a Codex CLI thread adds a turn to that thread's run instead
-# of recording another (API runs have no thread, so never conflict). Raw SQL for the same
-# reason as FACTS_SQL.
+# for the INSERT. The last-used time moves at most once a minute: the list sorts by it through
+# an index, and a row whose indexed columns keep their values is updated in place (a HOT
+# update), which the run start does on every other call. A later turn of a Codex CLI thread
+# adds a turn to that thread's run instead of recording another (API runs have no thread, so
+# never conflict). Raw SQL for the same reason as FACTS_SQL.
 RUN_START_SQL = f"""
 WITH f AS ({FACTS_SQL}),
 used AS (
     UPDATE tokens_accesstoken t
-    SET last_used_at = %(now)s, last_used_ip = %(ip)s,
-        first_used_at = COALESCE(t.first_used_at, %(now)s)
+    SET last_used_at = CASE WHEN t.last_used_at > %(fresh)s THEN t.last_used_at ELSE %(now)s END,
+        last_used_ip = %(ip)s, first_used_at = COALESCE(t.first_used_at, %(now)s)
     FROM f
     WHERE t.id = f.token_id AND t.revoked_at IS NULL
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
@@ -525,13 +570,19 @@ SELECT f.*, (SELECT id FROM run) AS run_id FROM f
 """
 
 
+# RUN_START_SQL's columns: the facts, then the run's id.
+RunFacts = namedtuple("RunFacts", (*TokenFacts._fields, "run_id"))
+
+
 def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
     """Check, then record the run unless the token was revoked meanwhile (not PostgreSQL)."""
     grant = decide(fetch_one(FACTS_SQL, params), now, params["ip"])
     with transaction.atomic():
+        last_used = Case(When(last_used_at__gt=params["fresh"], then=F("last_used_at")),
+                         default=Value(now))
         used = AccessToken.objects.filter(pk=grant.token_id, revoked_at__isnull=True).exclude(
             expires_at__lte=now
-        ).update(last_used_at=now, last_used_ip=params["ip"],
+        ).update(last_used_at=last_used, last_used_ip=params["ip"],
                  first_used_at=Coalesce("first_used_at", Value(now)))
         if not used:
             return grant, None
@@ -588,11 +639,12 @@ def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, comm
     Raises `Refusal` (nothing recorded) when it may not, including when a revocation or the
     expiry won the race with this call.
     """
-    params = {"digest": digest, "now": now, "day": now.astimezone(UTC).date(), "client": client,
+    params = {"digest": digest, "now": now, "day": now.astimezone(UTC).date(),
+              "fresh": now - timedelta(seconds=LAST_USED_EVERY), "client": client,
               "command": command, "ip": ip, "agent": agent, "thread_id": thread_id,
               "model": model, "sandbox_mode": sandbox_mode}
     if connection.vendor == "postgresql":
-        row = fetch_one(RUN_START_SQL, params)
+        row = fetch_one(RUN_START_SQL, params, RunFacts)
         grant, run_id = decide(row, now, ip), (row.run_id if row else None)
     else:
         grant, run_id = _run_start_portable(params, now)

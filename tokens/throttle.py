@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
@@ -17,6 +18,7 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=4096)
 def _keys(scope: str, ip: str) -> tuple[str, str]:
     # One IPv6 client usually holds a whole /64: count it as one address.
     if ":" in ip:
@@ -31,14 +33,13 @@ def retry_after(ip: str, *, scope: str = "api-fail", limit: int | None = None,
     window = settings.API_FAILURE_WINDOW if window is None else window
     count_key, start_key = _keys(scope, ip)
     try:
-        values = cache.get_many([count_key, start_key])
+        if (cache.get(count_key) or 0) < limit:  # one read on every call; the second only
+            return None                           # for an address that is throttled
+        started = cache.get(start_key) or time.time()
     except Exception:
         logger.warning("Throttle %s: the cache is unreachable; not throttling", scope,
                        exc_info=True)
         return None
-    if values.get(count_key, 0) < limit:
-        return None
-    started = values.get(start_key, time.time())
     return max(1, int(started + window - time.time()) + 1)
 
 

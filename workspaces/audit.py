@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 
 from .models import AuditEvent, User, Workspace
 
 
+@lru_cache(maxsize=4096)
 def _valid_ip(value: str) -> str | None:
+    """The address in its normal form, or None; remembered, as every API call asks."""
     try:
         return str(ipaddress.ip_address(value.strip()))
     except ValueError:
@@ -98,6 +101,7 @@ ACTIONS = {
     "token.revoked": "Access token revoked",
     "token.rotated": "Access token rotated",
     "token.shortened": "Access token shortened",
+    "runs.pruned": "Old runs removed (retention)",
 }
 
 

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from django.db.models import Q, QuerySet
 
@@ -100,8 +101,10 @@ class Facts:
     custom_codex_admin: bool = False
 
 
+@lru_cache(maxsize=512)
 def holds(facts: Facts) -> frozenset[Perm]:
-    """Every permission a membership with these facts holds."""
+    """Every permission a membership with these facts holds. (A pure function of a few
+    booleans and names: remembered, as the API asks it on every call.)"""
     perms = set(ROLE_PERMS[facts.role])
     tokens_plan = plan_supports_tokens(facts.plan)
     if facts.role in ADMIN_ROLES:
