@@ -67,6 +67,9 @@ class AccessToken(models.Model):
                 fields=["workspace", "created_by", "-created_at"], name="token_ws_creator"
             ),
             models.Index(fields=["workspace", "name"], name="token_ws_name"),
+            # A creator's tokens by expiry: the banner of tokens that expire soon, reminders.
+            models.Index(fields=["created_by", "expires_at"], name="token_creator_expiry",
+                         condition=models.Q(revoked_at__isnull=True)),
         ]
 
     def __str__(self):

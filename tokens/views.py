@@ -31,6 +31,7 @@ PAGE_SIZE = 50
 SOON = timedelta(days=7)
 IDLE_AFTER = timedelta(days=30)
 IDLE = "idle"
+STATUS_LABELS = {**dict(TokenStatus.choices), "suspended": "Suspended"}
 STATUS_FILTERS = [*TokenStatus.choices, (IDLE, "Idle (not used in 30 days)")]
 # Sort keys, with where tokens without the value go: no expiration is the latest expiry there
 # is, never used the oldest use. Explicit, so SQLite and PostgreSQL agree.
@@ -106,7 +107,7 @@ def expires_in_days(expires_at, now) -> int:
     return (expires_at.date() - now.date()).days
 
 
-def _annotate_rows(tokens, membership, now):
+def _annotate_rows(tokens, membership, now, list_url=""):
     """Each row's status as shown (Suspended when its creator lacks the permission), whether it
     is idle, how soon it expires, and what the viewer may do with it; one query for every
     creator on the page."""
@@ -127,6 +128,9 @@ def _annotate_rows(tokens, membership, now):
         if token.expires_soon:
             token.expires_in_days = expires_in_days(token.expires_at, now)
         token.replacement = getattr(token, "replaced_by", None)
+        token.revocable = token.current_status in (TokenStatus.ACTIVE, "suspended")
+        token.status_label = STATUS_LABELS[token.current_status]
+        token.url = f"{list_url}{token.pk}/"
         token.ranges = [r for r in token.allowed_ips.split("\n") if r]
         if token.last_used_at:
             token.last_used_ago = timesince(token.last_used_at, now, depth=1)
@@ -143,7 +147,8 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
     now = timezone.now()
     tokens, filters, manager = _filtered(request, membership, now)
     page = Paginator(tokens, PAGE_SIZE).get_page(request.GET.get("page"))
-    _annotate_rows(page.object_list, membership, now)
+    _annotate_rows(page.object_list, membership, now,
+                   reverse("tokens:list", args=[workspace.slug]))
     creators = []
     if manager:
         creators = list(
