@@ -15,9 +15,21 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "40"))
+# A worker takes a connection only when one of its threads is free to serve it (see
+# on_starting). Idle keep-alive connections would count against that limit, so there are none:
+# the load balancer opens a connection per request, which costs little on its network.
+keepalive = 0
 # A stream is one long response: gthread's timeout is about a stuck worker, not a slow request.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
+
+
+def on_starting(server):
+    """At most as many connections per worker as it has threads (`--threads` included).
+    Otherwise a worker whose threads all hold streams would accept calls and queue them behind
+    the streams, for minutes, while another worker has threads to spare: the kernel hands a
+    connection to whichever worker asks first, not to one that can serve it."""
+    server.cfg.set("worker_connections", server.cfg.threads)

@@ -135,6 +135,9 @@ if not EMAIL_URL:
         "and token notices: set EMAIL_URL (for example smtp+tls://user:pass@smtp.example.com:587)."
     )
 vars().update(env.email_url_config(EMAIL_URL))
+# Seconds to wait on the mail server: invitations and password resets are sent while the page
+# waits, so a mail server that stops answering must not hold a worker for good.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Codex workspace console <console@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # The console's own address, for links in mail sent outside a request (reminders).

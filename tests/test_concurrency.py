@@ -105,7 +105,7 @@ def test_no_run_is_recorded_after_the_revoke_commits(token):
     assert all(status != 201 for after, status in outcomes if after)
 
 
-def test_a_broken_database_connection_is_503_never_a_success(token):
+def test_a_broken_database_connection_is_503_never_a_success(token, caplog):
     token, plaintext = token
     saved = dict(connection.settings_dict)
     connection.close()
@@ -124,6 +124,9 @@ def test_a_broken_database_connection_is_503_never_a_success(token):
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
     assert not Run.objects.exists()
+    # The client hears only that it may retry; the log says why.
+    assert "POST /api/v1/runs answered 503: the database failed" in caplog.text
+    assert "OperationalError" in caplog.text
 
 
 def test_the_same_create_form_sent_at_once_makes_one_token(transactional_db):

@@ -6,6 +6,7 @@ A week before its expiry (for tokens that live longer than a week) and on the da
 the command runs and however many run at once.
 """
 
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from io import StringIO
@@ -14,6 +15,7 @@ import pytest
 from django.core import mail
 from django.core.management import call_command
 from django.db import connections
+from django.test import Client
 
 from tokens.models import AccessToken
 from workspaces.models import User
@@ -220,6 +222,53 @@ def test_two_runs_started_at_once_send_each_reminder_once(transactional_db):
     assert sorted(subjects()) == sorted(
         f"Your Codex access token “{name}” expires in 3 days" for name in names)
     assert not AccessToken.objects.filter(reminded_week_at__isnull=True).exists()
+
+
+def test_a_mail_server_that_stops_answering_holds_up_no_api_call(transactional_db, settings):
+    """The reminder's claim commits before the mail goes: while the mail server hangs, the
+    token keeps working (its API calls update its row), and the failed mail is tried again."""
+    workspace = WorkspaceFactory(slug="acme", allow_codex_local=True, allow_access_tokens=True)
+    owner = MembershipFactory(workspace=workspace, role="owner")
+    token, plaintext = make_token(owner, created_at=datetime.now(UTC) - timedelta(days=20),
+                                  expires_at=datetime.now(UTC) + timedelta(days=3))
+    listener = socket.create_server(("127.0.0.1", 0))
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    settings.EMAIL_TIMEOUT = 30
+    printed = []
+
+    def reminders():
+        try:
+            printed.append(remind())
+        finally:
+            connections.close_all()
+
+    sending = threading.Thread(target=reminders)
+    sending.start()
+    listener.settimeout(10)
+    mail_connection, _ = listener.accept()  # and never answers it
+    answers = []
+
+    def whoami():
+        try:
+            answers.append(Client().get("/api/v1/whoami",
+                                        HTTP_AUTHORIZATION=f"Bearer {plaintext}").status_code)
+        finally:
+            connections.close_all()
+
+    caller = threading.Thread(target=whoami)
+    caller.start()
+    caller.join(10)
+    assert answers == [200]
+    assert sending.is_alive()  # still waiting on the mail server
+    mail_connection.close()
+    listener.close()
+    sending.join(30)
+    assert printed == ["0 reminders sent."]
+    token.refresh_from_db()
+    assert token.reminded_week_at is None and token.last_used_at is not None
 
 
 # The banner on the Access tokens page -----------------------------------------------------

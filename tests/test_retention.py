@@ -1,18 +1,21 @@
 """Retention: `manage.py prune_runs` removes runs older than RUN_RETENTION_DAYS in bounded
 batches, keeps the roll-ups equal to what is left, and audits it in each workspace."""
 
+import threading
 from datetime import UTC, timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from tokens import services
 from tokens.models import Run, RunDay, TokenRuns
 from workspaces.models import AuditEvent
 
-from .factories import make_run, make_token
+from .factories import MembershipFactory, WorkspaceFactory, make_run, make_token
 
 
 def recount():
@@ -80,3 +83,40 @@ def test_the_governance_page_still_adds_up(client, owner, old_and_new):
     client.force_login(owner.user)
     page = client.get("/w/acme/admin/governance/").content.decode()
     assert "1 run over the last 30 days" in page  # the one of yesterday
+
+
+def test_two_prunes_at_once_share_the_work_and_keep_the_roll_ups(transactional_db):
+    """A cron line on every server: the prunes run at the same moment, on their own
+    connections, and every old run leaves the roll-ups exactly once."""
+    workspace = WorkspaceFactory(slug="acme")
+    token, _ = make_token(MembershipFactory(workspace=workspace, role="owner"))
+    now = timezone.now()
+    Run.objects.bulk_create(
+        Run(workspace=workspace, token=token, user=token.created_by,
+            started_at=now - timedelta(days=401 + n % 30, minutes=n)) for n in range(300))
+    Run.objects.bulk_create(
+        Run(workspace=workspace, token=token, user=token.created_by,
+            started_at=now - timedelta(days=n % 30, minutes=n)) for n in range(20))
+    services.rollups_rebuild(workspace=workspace)
+    barrier = threading.Barrier(2)
+    removed, failures = [], []
+
+    def prune():
+        try:
+            barrier.wait(10)
+            removed.append(services.runs_prune(before=now - timedelta(days=400), batch=10))
+        except Exception as error:
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=prune) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not failures
+    assert sum(removed) == 300
+    assert Run.objects.count() == 20
+    assert rollups() == recount()
+    assert sum(e.details["runs"] for e in AuditEvent.objects.filter(action="runs.pruned")) == 300

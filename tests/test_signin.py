@@ -111,6 +111,28 @@ def test_the_refusal_page_is_the_consoles(client, owner):
     assert "Too many sign-in attempts" in page and "console.css" in page
 
 
+@pytest.fixture
+def cache_down(settings):
+    """Django's cache is a Redis server that cannot be reached (nothing listens there)."""
+    from axes.handlers.proxy import AxesProxyHandler
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}
+    AxesProxyHandler.get_implementation(force=True)  # axes keeps its cache from its start
+    yield
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    AxesProxyHandler.get_implementation(force=True)
+
+
+def test_with_the_cache_unreachable_sign_in_goes_on_unguarded(client, owner, password,
+                                                               cache_down, caplog):
+    response = sign_in(client, "alice@acme.test", "wrong-password")
+    assert response.status_code == 200
+    assert "That email and password do not match an account" in response.content.decode()
+    assert sign_in(client, "alice@acme.test", password).status_code == 302
+    assert "Sign-in guard: the cache is unreachable" in caplog.text
+
+
 # Password reset --------------------------------------------------------------------------
 
 

@@ -230,7 +230,9 @@ def test_members_see_only_their_own(client, owner, member_with_token_permission)
 
 def test_the_list_shows_every_column(client, owner, admin):
     now = timezone.now()
-    make_token(owner, name="soon", expires_at=now + timedelta(days=3, hours=1))
+    # Noon (UTC) three days from today: three calendar days whatever the time the test runs.
+    noon = datetime.combine((now + timedelta(days=3)).astimezone(UTC).date(), time(12), UTC)
+    make_token(owner, name="soon", expires_at=noon)
     make_token(owner, name="used", last_used_at=now - timedelta(hours=2))
     make_token(owner, name="old", expires_at=now - timedelta(days=1))
     make_token(owner, name="gone", revoked_at=now, revoked_by=admin.user)

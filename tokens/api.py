@@ -8,6 +8,7 @@ attempts, and 503 (never a success) when the database cannot be reached.
 from __future__ import annotations
 
 import json
+import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -65,8 +66,17 @@ def json_response(body: dict, status: int = 200) -> HttpResponse:
     return _json(body, status)
 
 
+logger = logging.getLogger(__name__)
+
 UNAVAILABLE = (503, "unavailable", "The console cannot reach its database. Try again shortly.")
 TOO_BIG = (400, "invalid_request", "The request body is too large.")
+
+
+def unavailable(request) -> HttpResponse:
+    """503, with the database's error in the log (the client hears only that it may retry)."""
+    logger.warning("%s %s answered 503: the database failed", request.method, request.path,
+                   exc_info=True)
+    return error_response(*UNAVAILABLE)
 
 
 def guarded(*methods: str):
@@ -103,7 +113,7 @@ def guarded(*methods: str):
             except RequestDataTooBig:
                 return error_response(*TOO_BIG)
             except DatabaseError:
-                return error_response(*UNAVAILABLE)
+                return unavailable(request)
 
         view.__name__ = handler.__name__
         return view
@@ -213,7 +223,7 @@ def leak_report(request) -> HttpResponse:
     except RequestDataTooBig:
         return error_response(*TOO_BIG)
     except DatabaseError:
-        return error_response(*UNAVAILABLE)
+        return unavailable(request)
     return json_response({"received": len(strings)}, status=202)
 
 

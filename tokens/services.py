@@ -382,12 +382,16 @@ def runs_prune(*, before: datetime, batch: int = PRUNE_BATCH) -> int:
     """Delete the runs started before `before`, in batches of `batch`, each in its own short
     transaction (no lock is held for long, and runs keep being recorded meanwhile). Each batch
     takes its runs out of the roll-ups and is audited in each workspace it touched. Returns how
-    many runs were deleted."""
+    many runs were deleted.
+
+    Two prunes at once (a cron line on every server) share the work: a batch locks its runs and
+    the other prune skips locked runs, so no run is taken out of the roll-ups twice."""
     deleted = 0
     while True:
         with transaction.atomic():
             rows = list(
                 Run.objects.filter(started_at__lt=before).order_by("id")
+                .select_for_update(skip_locked=True)
                 .values_list("id", "workspace_id", "token_id", "user_id", "started_at")[:batch]
             )
             if not rows:
@@ -440,28 +444,29 @@ def _reminder_candidates(now: datetime):
 def send_token_reminders(*, now: datetime | None = None) -> int:
     """Mail creators about tokens that expire in a week or today. Each reminder goes once,
     however often this runs and however many run at once: a reminder is claimed by a
-    conditional UPDATE, and the claim commits only once its mail is sent (a mail that cannot
-    go out is tried again on the next run). Returns how many were sent."""
+    conditional UPDATE that commits before its mail is sent (a slow mail server must not hold
+    the token's row, which the token's API calls update), and a mail that cannot go out gives
+    its claim back, to be tried again on the next run. Returns how many were sent."""
     now = now or timezone.now()
     sent = 0
     for which, pk in _reminder_candidates(now):
         field = "reminded_week_at" if which == "week" else "reminded_day_at"
+        claim = AccessToken.objects.filter(pk=pk, **{f"{field}__isnull": True})
+        if not claim.update(**{field: now}):
+            continue  # another run sent it
         try:
-            with transaction.atomic():
-                if not AccessToken.objects.filter(pk=pk, **{f"{field}__isnull": True}).update(
-                        **{field: now}):
-                    continue  # another run sent it
-                token = AccessToken.objects.select_related("workspace", "created_by").get(pk=pk)
-                send_now(compose("token_expiry", token.created_by.email, {
-                    "token": token, "today": which == "day",
-                    # Days left, to the nearest day: a week's reminder sent by an hourly
-                    # run says 7 days whatever the hour.
-                    "days": max(1, round((token.expires_at - now) / timedelta(days=1))),
-                    "url": settings.SITE_URL + reverse("tokens:detail",
-                                                       args=[token.workspace.slug, token.pk]),
-                }))
+            token = AccessToken.objects.select_related("workspace", "created_by").get(pk=pk)
+            send_now(compose("token_expiry", token.created_by.email, {
+                "token": token, "today": which == "day",
+                # Days left, to the nearest day: a week's reminder sent by an hourly run says
+                # 7 days whatever the hour.
+                "days": max(1, round((token.expires_at - now) / timedelta(days=1))),
+                "url": settings.SITE_URL + reverse("tokens:detail",
+                                                   args=[token.workspace.slug, token.pk]),
+            }))
         except Exception:
             logger.exception("Could not send the %s reminder for access token %s", which, pk)
+            AccessToken.objects.filter(pk=pk, **{field: now}).update(**{field: None})
             continue
         sent += 1
     return sent

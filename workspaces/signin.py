@@ -6,17 +6,26 @@ locked-out attempts in its authentication backend, before the password is checke
 failure limit for every lockout parameter; the contract has two (one per email, a larger one
 per address), and a successful sign-in clears the email's count only. `SignInGuard` is axes's
 cache handler with those two rules; the counts live in Django's cache (Redis in production,
-shared by every worker and server).
+shared by every worker and server). When the cache cannot be reached, sign-in goes on unguarded
+and says so in the log, as the console's other limits do: an outage of Redis must not lock
+everyone out of the console.
 """
 
 from __future__ import annotations
+
+import logging
 
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_client_cache_keys, get_credentials
 from django.conf import settings
 from django.shortcuts import render
+from redis.exceptions import RedisError
 
 from .audit import client_ip
+
+logger = logging.getLogger(__name__)
+
+CACHE_DOWN = (RedisError, OSError)
 
 
 def username_of(request, credentials) -> str | None:
@@ -40,17 +49,35 @@ class SignInGuard(AxesCacheHandler):
         return email_count, self.cache.get(address_key, 0)
 
     def is_locked(self, request, credentials=None) -> bool:
-        email_count, address_count = self._counts(request, credentials)
+        try:
+            email_count, address_count = self._counts(request, credentials)
+        except CACHE_DOWN:
+            logger.warning("Sign-in guard: the cache is unreachable; not guarding", exc_info=True)
+            return False
         return (email_count >= settings.SIGN_IN_EMAIL_LIMIT
                 or address_count >= settings.SIGN_IN_ADDRESS_LIMIT)
 
     def get_failures(self, request, credentials=None) -> int:
-        return max(self._counts(request, credentials))
+        try:
+            return max(self._counts(request, credentials))
+        except CACHE_DOWN:
+            return 0
+
+    def user_login_failed(self, sender, credentials, request=None, **kwargs):
+        try:
+            super().user_login_failed(sender, credentials, request, **kwargs)
+        except CACHE_DOWN:
+            logger.warning("Sign-in guard: the cache is unreachable; failure not counted",
+                           exc_info=True)
 
     def user_logged_in(self, sender, request, user, **kwargs):
         """A successful sign-in clears its email's count (not its address's)."""
         email_key, _ = get_client_cache_keys(request, get_credentials(user.get_username()))
-        self.cache.delete(email_key)
+        try:
+            self.cache.delete(email_key)
+        except CACHE_DOWN:
+            logger.warning("Sign-in guard: the cache is unreachable; count not cleared",
+                           exc_info=True)
 
 
 def locked_out(request, original_response=None, credentials=None):
