@@ -149,3 +149,14 @@ def test_csv_export_is_for_owners_and_admins(client, member, outsider):
 def test_tokens_shown_once_are_never_audited(client, owner):
     make_token(owner)
     assert not AuditEvent.objects.filter(details__icontains=codec.PREFIX).exists()
+
+
+def test_moments_in_details_read_as_the_page_shows_times(client, owner, workspace):
+    _event(workspace, action="token.created", target="CI",
+           details={"expires_at": "2026-12-29T22:26:25.555923+00:00", "last_characters": "WgiL",
+                    "expires": {"before": "2027-01-01T00:00:00+01:00", "after": None}})
+    client.force_login(owner.user)
+    rows = table_of(client.get(URL))
+    assert "expires at:</span> Dec 29, 2026 22:26 UTC" in rows
+    assert "Dec 31, 2026 23:00 UTC → —" in rows
+    assert "last characters:</span> WgiL" in rows

@@ -158,35 +158,33 @@ class Bar:
     height: float
 
 
-WIDTH, HEIGHT, LEFT, BOTTOM, TOP_GAP = 720, 180, 36, 22, 8
+# The plot's own units: the SVG stretches to the card's width and a fixed height, so only the
+# bars and grid lines are drawn in it. The axis labels are HTML around it, legible at any width.
+WIDTH, HEIGHT = 720, 160
 
 
 def chart(days: list[tuple[date, int]]) -> dict:
-    """Geometry of a bar chart of runs per day, for an SVG drawn by the template."""
+    """Geometry of a bar chart of runs per day, for an SVG drawn by the template, with its
+    scale (grid lines at 0, half and the top) and three day labels (first, middle, last)."""
     peak = max((n for _, n in days), default=0)
     scale_top = _nice(peak)
-    plot_w, plot_h = WIDTH - LEFT, HEIGHT - BOTTOM - TOP_GAP
-    step = plot_w / max(len(days), 1)
+    step = WIDTH / max(len(days), 1)
     gap = min(2.0, step * 0.25)
     bars = [
-        Bar(day=day, runs=n, x=round(LEFT + i * step + gap / 2, 2),
-            y=round(TOP_GAP + plot_h - (n / scale_top) * plot_h, 2) if scale_top else TOP_GAP + plot_h,
+        Bar(day=day, runs=n, x=round(i * step + gap / 2, 2),
+            y=round(HEIGHT - (n / scale_top) * HEIGHT, 2) if scale_top else HEIGHT,
             width=round(max(step - gap, 0.5), 2),
-            height=round((n / scale_top) * plot_h, 2) if scale_top else 0)
+            height=round((n / scale_top) * HEIGHT, 2) if scale_top else 0)
         for i, (day, n) in enumerate(days)
     ]
-    ticks = [{"value": v, "y": round(TOP_GAP + plot_h - (v / scale_top) * plot_h, 2)}
-             for v in (0, scale_top // 2, scale_top)] if scale_top else [
-        {"value": 0, "y": TOP_GAP + plot_h}]
-    # The first and last labels line up with the plot's edges, so neither is cut off.
-    edges = {0: ("start", LEFT), len(days) - 1: ("end", WIDTH)}
-    labels = [{"day": days[i][0],
-               "anchor": edges.get(i, ("middle", 0))[0],
-               "x": edges[i][1] if i in edges else round(LEFT + i * step + step / 2, 2)}
-              for i in sorted({0, len(days) // 2, len(days) - 1})] if days else []
+    # Top to bottom, as the labels stand beside the plot.
+    ticks = [{"value": v, "y": round(HEIGHT - (v / scale_top) * HEIGHT, 2)}
+             for v in (scale_top, scale_top // 2, 0)] if scale_top else []
+    places = {0: "start", len(days) // 2: "middle", len(days) - 1: "end"} if len(days) > 1 else (
+        {0: "middle"} if days else {})
+    labels = [{"day": days[i][0], "place": place} for i, place in sorted(places.items())]
     busiest = max(days, key=lambda row: row[1]) if days and peak else None
     return {"bars": bars, "ticks": ticks, "labels": labels, "width": WIDTH, "height": HEIGHT,
-            "left": LEFT, "baseline": TOP_GAP + plot_h, "label_y": HEIGHT - 6,
             "total": sum(n for _, n in days), "busiest": busiest, "days": len(days)}
 
 

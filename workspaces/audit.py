@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from django.conf import settings
@@ -105,7 +107,15 @@ ACTIONS = {
 }
 
 
+_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
 def _word(value) -> str:
+    if isinstance(value, str) and _MOMENT.match(value):
+        try:  # a moment (an expiry, a deadline): as the page shows times, to the minute, UTC
+            return datetime.fromisoformat(value).astimezone(UTC).strftime("%b %-d, %Y %H:%M UTC")
+        except ValueError:
+            return value
     if isinstance(value, bool):
         return "on" if value else "off"
     if value is None or value == "" or value == []:
