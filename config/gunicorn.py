@@ -23,6 +23,8 @@ keepalive = 0
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
+# Paths can carry secrets (an invitation's key, a password reset token): blanked out.
+logger_class = "config.scrubbing.ScrubbingGunicornLogger"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 

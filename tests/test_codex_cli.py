@@ -117,6 +117,10 @@ def test_exec_runs_through_the_console_and_shows_on_governance(cli, model, owner
     result = cli.exec("say hi")
     assert result.returncode == 0, result.stderr
     assert ANSWER in result.stdout
+    # The console's managed configuration made the console its model provider: no WebSocket
+    # attempt, no apps or plugins, so nothing went wrong on the way.
+    assert "provider: workspace_console" in result.stdout + result.stderr
+    assert "ERROR" not in result.stderr, result.stderr
     run = Run.objects.get()
     assert (run.user, run.token, run.client) == (member_with_token_permission.user, token,
                                                  f"codex_exec {VERSION}")

@@ -3,6 +3,7 @@ config bundle, the WebSocket refusal, and the run gateway (check, one run per th
 
 import json
 import threading
+import tomllib
 from datetime import timedelta
 
 import pytest
@@ -102,10 +103,41 @@ def test_refusals_are_the_apis(client, owner, member_with_token_permission, url)
     assert 'error="insufficient_scope"' in response["WWW-Authenticate"]
 
 
-def test_the_bundle_is_empty_for_now(client, owner):
+def test_the_bundle_points_the_clis_turns_at_the_console(client, owner):
     _, plaintext = make_token(owner)
     response = client.get(BUNDLE, **bearer(plaintext), HTTP_CHATGPT_ACCOUNT_ID="x")
-    assert (response.status_code, response.json()) == (200, {})
+    assert response.status_code == 200
+    (fragment,) = response.json()["config_toml"]["enterprise_managed"]
+    assert fragment["id"] == "workspace-console"
+    config = tomllib.loads(fragment["contents"])
+    assert config["model_provider"] == "workspace_console"
+    assert config["model_providers"]["workspace_console"] == {
+        "name": "Acme Corp (workspace console)", "base_url": "http://testserver/codex/api",
+        "wire_api": "responses", "requires_openai_auth": True, "supports_websockets": False}
+    assert config["features"] == {"apps": False, "plugins": False}
+
+
+def test_the_bundle_is_valid_toml_whatever_the_workspace_is_called(client, owner, settings):
+    settings.ALLOWED_HOSTS = ["console.example.com"]
+    owner.workspace.name = 'Acme "Quotes" \\ Co\nNext line'
+    owner.workspace.save()
+    _, plaintext = make_token(owner)
+    response = client.get(BUNDLE, **bearer(plaintext), HTTP_HOST="console.example.com",
+                          **{"wsgi.url_scheme": "https"})
+    (fragment,) = response.json()["config_toml"]["enterprise_managed"]
+    provider = tomllib.loads(fragment["contents"])["model_providers"]["workspace_console"]
+    assert provider["name"] == 'Acme "Quotes" \\ Co\nNext line (workspace console)'
+    assert provider["base_url"] == "https://console.example.com/codex/api"
+
+
+def test_the_bundle_refuses_as_the_api_does(client):
+    assert_error(client.get(BUNDLE), 401, "missing_token")
+
+
+def test_the_model_list_is_empty(client):
+    response = client.get("/codex/api/models?client_version=0.171.0")
+    assert (response.status_code, response.json()) == (200, {"models": []})
+    assert_error(client.post("/codex/api/models"), 405, "method_not_allowed")
 
 
 # The run gateway ---------------------------------------------------------------------------
@@ -239,7 +271,7 @@ def test_a_token_in_the_query_string_is_refused(client, owner, demo):
 @pytest.mark.parametrize("debug", [True, False])
 def test_anything_else_under_codex_is_a_json_404(client, settings, db, debug):
     settings.DEBUG = debug
-    for method, url in (("get", "/codex/api/models?client_version=0.171.0"),
+    for method, url in (("get", "/codex/backend-api/ps/plugins/installed?limit=200"),
                         ("post", "/codex/backend-api/ps/mcp"), ("get", "/codex/"),
                         ("get", "/api/v1/nothing")):
         assert_error(getattr(client, method)(url), 404, "not_found")

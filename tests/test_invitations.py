@@ -149,6 +149,45 @@ def test_admins_cannot_resend_or_cancel_owner_invitations(client, owner, admin):
     assert invitation.cancelled_at is None and len(mail.outbox) == 1
 
 
+def test_admins_cannot_turn_an_owner_invitation_into_another_by_inviting_again(
+        client, owner, admin):
+    client.force_login(owner.user)
+    invite(client, role="owner")
+    before = Invitation.objects.get()
+    client.force_login(admin.user)
+    response = invite(client, role="member")
+    assert response.status_code == 400
+    assert "open invitation as Owner that only an owner can change" in response.content.decode()
+    after = Invitation.objects.get()
+    assert (after.role, after.key_digest) == (Role.OWNER, before.key_digest)
+    assert len(mail.outbox) == 1
+    assert not AuditEvent.objects.filter(action="invitation.resent").exists()
+
+
+def test_inviting_again_with_another_role_records_the_change(client, owner):
+    client.force_login(owner.user)
+    invite(client, role="member")
+    invite(client, role="admin")
+    assert Invitation.objects.get().role == Role.ADMIN
+    event = AuditEvent.objects.get(action="invitation.resent")
+    assert event.details == {"role": {"before": "member", "after": "admin"}}
+
+
+def test_a_link_replaced_while_it_was_being_used_no_longer_works(client, invited, owner):
+    """The invitation page found the invitation by its key; a resend before the locked write
+    gave it a new key: the old link must not accept."""
+    from workspaces import services
+    from workspaces.audit import Actor
+
+    found = services.invitation_by_key(invited.strip("/").split("/")[-1])
+    services.invitation_resend(invitation=Invitation.objects.get(), acting=owner,
+                               actor=Actor(owner.user), base_url="http://testserver")
+    with pytest.raises(services.ServiceError):
+        services.invitation_create_account(invitation=found, name="New", password="a-long-pass-1",
+                                           actor=Actor(None))
+    assert not User.objects.filter(email="new@acme.test").exists()
+
+
 def test_another_workspaces_invitation_is_a_404(client, owner, outsider):
     client.force_login(owner.user)
     invite(client)

@@ -113,8 +113,9 @@ def test_the_stdout_formatter_scrubs_tokens():
     assert plaintext not in ScrubbingFormatter("{message}", style="{").format(record)
 
 
-def test_the_production_access_log_never_writes_query_strings(tmp_path):
-    """gunicorn with config/gunicorn.py: a token put in a URL by mistake stays out of the log."""
+def test_the_production_logs_never_write_secrets_from_urls(tmp_path):
+    """gunicorn with config/gunicorn.py: a token put in a URL by mistake, an invitation's key
+    and a password reset token stay out of the access log and Django's request log."""
     import os
     import socket
     import subprocess
@@ -132,6 +133,8 @@ def test_the_production_access_log_never_writes_query_strings(tmp_path):
         port = s.getsockname()[1]
     env = {**os.environ, "DEBUG": "true", "GUNICORN_BIND": f"127.0.0.1:{port}",
            "WEB_CONCURRENCY": "1", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=root, env=env,
+                   check=True)
     log = tmp_path / "gunicorn.log"
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -150,9 +153,20 @@ def test_the_production_access_log_never_writes_query_strings(tmp_path):
                     time.sleep(0.1)
             else:
                 raise AssertionError("gunicorn did not answer")
+            key, reset = "k3y-" + "x" * 40, "c9v1ab-" + "y" * 32
+            for path in (f"/invitations/{key}/", f"/invitations/{key}/sign-in/",
+                         f"/accounts/reset/MQ/{reset}/"):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+                except urllib.error.HTTPError:
+                    pass  # an unknown key is a 404; the line is logged all the same
         finally:
             server.terminate()
             server.wait(10)
     text = log.read_text()
     assert '"GET /api/v1/whoami" 400' in text
     assert plaintext not in text and "access_token" not in text
+    assert key not in text and reset not in text
+    assert '"GET /invitations/[FILTERED]/" 404' in text
+    assert "Not Found: /invitations/[FILTERED]/" in text
+    assert '"GET /accounts/reset/MQ/[FILTERED]/" 200' in text

@@ -2,7 +2,9 @@
 
 - `/codex/auth/v1/user-auth-credential/whoami`: who an access token acts as, in the CLI's
   words (`codex login --with-access-token`, and the start of every `codex exec`).
-- `/codex/backend-api/wham/config/bundle`: the workspace's managed configuration.
+- `/codex/backend-api/wham/config/bundle`: the workspace's managed configuration (the console
+  as the CLI's model provider, over HTTPS; apps and plugins off).
+- `/codex/api/models`: the model list the CLI refreshes, empty (it keeps its own catalog).
 - `/codex/api/responses`: one POST per turn. The run-start check decides (as `POST /api/v1/runs`
   does), the first turn of a thread records a run and later turns count on it, then the request
   goes on to the model provider and its server-sent events stream back as they arrive.
@@ -56,13 +58,49 @@ def whoami(request, ip: str | None) -> HttpResponse:
     })
 
 
+# The managed configuration a CLI signed in through the console takes: its turns go straight
+# to the console over HTTPS (as a model provider of its own, without the WebSocket attempt the
+# built-in one makes first), and ChatGPT's apps and plugins, which the console does not serve,
+# stay off. The user's own config.toml and -c options still win over it.
+MANAGED_CONFIG = """\
+model_provider = "workspace_console"
+
+[model_providers.workspace_console]
+name = {name}
+base_url = {base_url}
+wire_api = "responses"
+requires_openai_auth = true
+supports_websockets = false
+
+[features]
+apps = false
+plugins = false
+"""
+
+
 @guarded("GET")
 def config_bundle(request, ip: str | None) -> HttpResponse:
-    """The workspace's managed configuration. The CLI takes `config_toml` and
-    `requirements_toml` fragments here; the console's settings (Codex Local, access tokens)
-    are enforced by the console itself at every call, so they imply no fragment: `{}`."""
-    authenticate(request, timezone.now(), ip)
-    return json_response({})
+    """The workspace's managed configuration, as the CLI takes it: TOML fragments under
+    `config_toml.enterprise_managed`. The console's settings (Codex Local, access tokens) are
+    enforced by the console at every call; the fragment points the CLI's turns at the console,
+    at the address the CLI reached it by."""
+    grant = authenticate(request, timezone.now(), ip)
+    base_url = request.build_absolute_uri(_RESPONSES_PATH).removesuffix("/responses")
+    contents = MANAGED_CONFIG.format(
+        # JSON strings are TOML basic strings: quotes and backslashes escaped alike.
+        name=json.dumps(f"{grant.workspace_name} (workspace console)"),
+        base_url=json.dumps(base_url),
+    )
+    return json_response({"config_toml": {"enterprise_managed": [
+        {"id": "workspace-console", "name": "Workspace console", "contents": contents},
+    ]}})
+
+
+@guarded("GET")
+def models(request, ip: str | None) -> HttpResponse:
+    """The model list the CLI refreshes: empty, so it keeps its own catalog and the model its
+    user chose. Nothing here depends on who asks."""
+    return json_response({"models": []})
 
 
 def _client_of(agent: str) -> str:
@@ -196,8 +234,11 @@ def _relay(url: str, body: bytes) -> HttpResponse:
     return response
 
 
+_RESPONSES_PATH = "/codex/api/responses"
+
 urlpatterns = [
     path("auth/v1/user-auth-credential/whoami", whoami, name="codex_whoami"),
+    path("api/models", models, name="codex_models"),
     path("backend-api/wham/config/bundle", config_bundle, name="codex_config_bundle"),
     path("api/responses", responses, name="codex_responses"),
     path("", not_found),

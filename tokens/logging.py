@@ -1,19 +1,24 @@
-"""Keep access tokens out of logs and error reports."""
+"""Keep access tokens (and the other secrets that travel in URLs) out of logs and error
+reports."""
 
 import logging
 
 from django.views.debug import SafeExceptionReporterFilter
 
-from .codec import SCRUB_RE, scrub
+from config.scrubbing import scrub
+
+from .codec import SCRUB_RE
 
 
 class ScrubTokensFilter(logging.Filter):
-    """Blank out anything token-shaped in a log record's message and arguments."""
+    """Blank out anything token-shaped (or an invitation key or reset token in a path) in a log
+    record's message and arguments."""
 
     def filter(self, record):
         message = record.getMessage()
-        if SCRUB_RE.search(message):
-            record.msg = scrub(message)
+        scrubbed = scrub(message)
+        if scrubbed != message:
+            record.msg = scrubbed
             record.args = None
         return True
 
@@ -33,7 +38,7 @@ class TokenSafeExceptionReporterFilter(SafeExceptionReporterFilter):
         if "HTTP_AUTHORIZATION" in meta:
             meta["HTTP_AUTHORIZATION"] = self.cleansed_substitute
         for key, value in meta.items():
-            if isinstance(value, str) and SCRUB_RE.search(value):
+            if isinstance(value, str):
                 meta[key] = scrub(value)
         return meta
 

@@ -240,8 +240,17 @@ def member_invite(
         .first()
     )
     action = "invitation.resent" if invitation else "invitation.sent"
+    details = {"role": role}
     if invitation is None:
         invitation = Invitation(workspace=workspace, email=email, created_at=now)
+    else:
+        # Sending it again replaces its role: the acting member must be allowed to touch the
+        # open one too (an admin cannot turn an owner's owner invitation into a member's).
+        if permissions.refuse_invitation(acting, invitation.role):
+            raise Forbidden(f"{email} has an open invitation as {invitation.get_role_display()}"
+                            " that only an owner can change or send again.", "email")
+        if invitation.role != role:
+            details = {"role": {"before": invitation.role, "after": role}}
     invitation.role = role
     invitation.invited_by = actor.user
     key = _new_key(invitation, now)
@@ -250,7 +259,7 @@ def member_invite(
             invitation.save()
     except IntegrityError:
         raise ServiceError(f"{email} was invited a moment ago. Reload the page.", "email") from None
-    record(workspace=workspace, actor=actor, action=action, target=email, details={"role": role})
+    record(workspace=workspace, actor=actor, action=action, target=email, details=details)
     _send_invitation(invitation, key, base_url, actor.user)
     return invitation
 
@@ -300,9 +309,11 @@ def invitation_by_key(key: str) -> Invitation | None:
 
 
 def _lock_usable(invitation: Invitation) -> Invitation:
-    invitation = Invitation.objects.select_for_update().select_related("workspace").get(
-        pk=invitation.pk)
-    if not invitation.is_open_at(timezone.now()):
+    """The invitation, locked, if it is still open under the key it was found by (a resend
+    meanwhile gave it a new key: the old link no longer works)."""
+    invitation = Invitation.objects.select_for_update().select_related("workspace").filter(
+        pk=invitation.pk, key_digest=invitation.key_digest).first()
+    if invitation is None or not invitation.is_open_at(timezone.now()):
         raise ServiceError("This invitation is no longer valid.", status=404)
     return invitation
 
