@@ -35,3 +35,6 @@ def on_starting(server):
     the streams, for minutes, while another worker has threads to spare: the kernel hands a
     connection to whichever worker asks first, not to one that can serve it."""
     server.cfg.set("worker_connections", server.cfg.threads)
+
+
+on_reload = on_starting  # a reload (SIGHUP) reads this file again: the cap goes on again

@@ -116,6 +116,10 @@ def test_a_bad_run_body_is_invalid_request(client, owner, body):
     response = client.post(RUNS, data=body, content_type="application/json", **bearer(plaintext))
     assert_error(response, 400, "invalid_request")
     assert not Run.objects.exists()
+    # The challenge is a plain ASCII header, never MIME-encoded for its curly quotes.
+    challenge = response["WWW-Authenticate"]
+    assert challenge.isascii() and "=?utf-8?" not in challenge
+    assert response.json()["error"]["message"].replace("“", "'").replace("”", "'") in challenge
 
 
 def test_runs_appear_on_the_governance_page(client, owner, member_with_token_permission):

@@ -189,6 +189,20 @@ def test_the_creator_is_mailed_when_someone_else_revokes_their_token(
         assert secret not in message.body and secret not in message.subject
 
 
+def test_mail_is_plain_text_not_html_escaped(
+    client, owner, member_with_token_permission, django_capture_on_commit_callbacks
+):
+    owner.workspace.name = "R&D <Labs>"
+    owner.workspace.save()
+    doras, _ = make_token(member_with_token_permission, name="Dora's \"nightly\" & co")
+    client.force_login(owner.user)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoke_selected(client, doras.pk)
+    (message,) = mail.outbox
+    assert message.subject == "Your Codex access token “Dora's \"nightly\" & co” was revoked"
+    assert "in R&D <Labs>" in message.body and "&amp;" not in message.body
+
+
 def test_revoking_your_own_token_mails_nobody(
     client, member_with_token_permission, django_capture_on_commit_callbacks
 ):

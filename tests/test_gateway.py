@@ -234,6 +234,42 @@ def test_a_provider_error_is_passed_on(client, settings, owner):
     assert response.json()["error"]["code"] == "upstream"
 
 
+@pytest.mark.parametrize("status", [401, 403, 500, 503])
+def test_a_provider_refusing_the_consoles_key_or_failing_is_502(client, settings, owner, status,
+                                                                 caplog):
+    """Not the user's token: a 401 passed on would make the CLI think its token was refused."""
+    _, plaintext = make_token(owner)
+    with StandinModel(status=status) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(client, plaintext)
+    assert_error(response, 502, "upstream_unavailable")
+    assert f"answered {status}" in response.json()["error"]["message"]
+    assert "\"no\"" not in response.content.decode()  # the provider's own words stay out
+    assert f"The model provider answered {status}" in caplog.text
+
+
+def test_metadata_that_is_not_storable_text_is_cleaned(client, owner, demo):
+    _, plaintext = make_token(owner)
+    response = post_turn(client, plaintext, HTTP_X_CODEX_TURN_METADATA=json.dumps(
+        {"thread_id": "t\u0000one", "model": "gpt\ud800x", "sandbox_mode": 7}))
+    assert response.status_code == 200
+    run = Run.objects.get()
+    assert (run.thread_id, run.model, run.sandbox_mode) == ("tone", "gpt?x", "")
+
+
+def test_a_body_of_several_zstd_frames_arrives_whole(client, owner, settings):
+    _, plaintext = make_token(owner)
+    body = turn_body("a prompt long enough to split " * 10)
+    frames = b"".join(zstandard.ZstdCompressor().compress(part)
+                      for part in (body[:len(body) // 2], body[len(body) // 2:]))
+    with StandinModel() as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(client, plaintext, body=frames, compress=False,
+                             HTTP_CONTENT_ENCODING="zstd")
+        streamed(response)
+    assert model.requests[0]["body"] == body
+
+
 def test_an_unreachable_provider_is_502(client, settings, owner):
     _, plaintext = make_token(owner)
     settings.CODEX_UPSTREAM_URL = "http://127.0.0.1:1/v1/responses"

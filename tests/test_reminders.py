@@ -13,6 +13,7 @@ from io import StringIO
 
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem  # noqa: F401  (mail.backends.locmem below)
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client
@@ -186,6 +187,32 @@ def test_a_mail_that_cannot_be_sent_goes_out_on_the_next_run(now, owner, setting
     assert subjects() == ["Your Codex access token “CI” expires in 3 days"]
     token.refresh_from_db()
     assert token.reminded_week_at == now
+
+
+class RevokeSecondOnFirstSend(mail.backends.locmem.EmailBackend):
+    """The mail server is slow enough that the token "second" is revoked while the first
+    reminder goes out."""
+
+    def send_messages(self, messages):
+        from tokens import services
+        from workspaces.audit import Actor
+        from workspaces.models import Membership
+
+        second = AccessToken.objects.filter(name="second", revoked_at__isnull=True).first()
+        if second is not None and any("“first”" in m.subject for m in messages):
+            creator = Membership.objects.get(user=second.created_by, workspace=second.workspace)
+            services.token_revoke(token=second, acting=creator, actor=Actor(creator.user))
+        return super().send_messages(messages)
+
+
+def test_a_token_revoked_while_reminders_go_out_gets_none(now, owner, settings):
+    for name in ("first", "second"):
+        make_token(owner, name=name, created_at=now - timedelta(days=20),
+                   expires_at=now + timedelta(days=3))
+    settings.EMAIL_BACKEND = f"{__name__}.RevokeSecondOnFirstSend"
+    assert remind() == "1 reminder sent."  # in the order the tokens were made
+    assert subjects() == ["Your Codex access token “first” expires in 3 days"]
+    assert AccessToken.objects.get(name="second").reminded_week_at is None
 
 
 # Two runs at once ---------------------------------------------------------------------------

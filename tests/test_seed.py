@@ -123,3 +123,17 @@ def test_a_newcomer_sees_every_page_at_work(seeded, client):
     assert "Access token created" in audit and "No audit events" not in audit
     overview = client.get("/w/acme/").content.decode()
     assert "Runs, last 7 days" in overview and "Tokens that expire soon" in overview
+
+
+def test_it_adds_nothing_to_a_real_workspace_with_a_demo_slug(db, settings):
+    from django.core.management import CommandError
+
+    from .factories import MembershipFactory, WorkspaceFactory
+
+    settings.DEBUG = True
+    real = WorkspaceFactory(slug="globex", name="Globex (real)")
+    MembershipFactory(workspace=real, role="owner")
+    with pytest.raises(CommandError, match="slug globex exists and is not the demo's"):
+        call_command("seed_demo", "--force")
+    assert Workspace.objects.count() == 1 and real.memberships.count() == 1
+    assert not User.objects.filter(email__endswith="@acme.test").exists()

@@ -463,3 +463,34 @@ def test_the_command_refuses_a_negative_lifetime(owner):
         call_command("create_access_token", "alice@acme.test", "acme", "--name", "x",
                      "--days", "-5")
     assert not AccessToken.objects.exists()
+
+
+# The creator, decided under the lock ----------------------------------------------------------
+
+
+def _create(membership):
+    from tokens import services
+    from workspaces.audit import Actor
+
+    return services.token_create(membership=membership, actor=Actor(membership.user), name="CI",
+                                 expires_at=None)
+
+
+def test_a_member_removed_meanwhile_creates_nothing(owner, member_with_token_permission):
+    from workspaces.errors import Forbidden
+
+    stale = member_with_token_permission
+    stale.__class__.objects.filter(pk=stale.pk).delete()
+    with pytest.raises(Forbidden):
+        _create(stale)
+    assert not AccessToken.objects.exists()
+
+
+def test_an_account_deactivated_meanwhile_creates_nothing(owner, member_with_token_permission):
+    from workspaces.errors import Forbidden
+    from workspaces.models import User
+
+    User.objects.filter(pk=member_with_token_permission.user_id).update(is_active=False)
+    with pytest.raises(Forbidden, match="deactivated"):
+        _create(member_with_token_permission)
+    assert not AccessToken.objects.exists()

@@ -41,10 +41,14 @@ def _json(body: dict, status: int) -> HttpResponse:
     return response
 
 
+_CHALLENGE_TEXT = str.maketrans({"\\": None, '"': "'", "“": "'", "”": "'", "’": "'", "…": "..."})
+
+
 def error_response(status: int, code: str, message: str) -> HttpResponse:
     """The contract's error shape, with the WWW-Authenticate challenge its status calls for."""
     response = _json({"error": {"code": code, "message": message}}, status)
-    description = message.replace("\\", "").replace('"', "'")
+    # A header is Latin-1 at most, and this one a quoted string: plain ASCII, straight quotes.
+    description = message.translate(_CHALLENGE_TEXT).encode("ascii", "replace").decode()
     if code == "missing_token":
         response["WWW-Authenticate"] = REALM
     elif code == "invalid_request":
@@ -106,9 +110,12 @@ def guarded(*methods: str):
                 if refusal.status in (401, 403):
                     throttle.count(ip)
                 if isinstance(refusal, OutsideRanges):
-                    services.token_refused_from(token_id=refusal.token_id,
-                                                ip=None if ip == "unknown" else ip,
-                                                now=timezone.now())
+                    try:
+                        services.token_refused_from(token_id=refusal.token_id,
+                                                    ip=None if ip == "unknown" else ip,
+                                                    now=timezone.now())
+                    except DatabaseError:  # the refusal stands; only its note is lost
+                        logger.warning("Could not note the refused address", exc_info=True)
                 return error_response(refusal.status, refusal.code, refusal.message)
             except RequestDataTooBig:
                 return error_response(*TOO_BIG)

@@ -118,7 +118,11 @@ def _turn_metadata(request) -> dict:
 
 
 def _text(value, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """A string from the CLI's metadata as storable text: no NUL, nothing that is not UTF-8
+    (a lone surrogate becomes "?"), at most `limit` characters; anything else is ""."""
+    if not isinstance(value, str):
+        return ""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
 
 
 def _body(request) -> bytes:
@@ -138,7 +142,7 @@ def _body(request) -> bytes:
     import zstandard
 
     try:
-        with zstandard.ZstdDecompressor().stream_reader(raw) as reader:
+        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as reader:
             body = reader.read(limit + 1)
     except zstandard.ZstdError:
         raise Refusal(400, "invalid_request", "The body is not valid zstd.") from None
@@ -222,7 +226,18 @@ def _relay(url: str, body: bytes) -> HttpResponse:
         finally:
             upstream.close()
 
-    if answer.status >= 400:
+    if answer.status in (401, 403) or answer.status >= 500:
+        # The provider refused the console's own key, or failed: not the user's token (a 401
+        # would make the CLI think its access token was refused), and the provider's words
+        # (which may quote part of the key) stay in the log.
+        detail = answer.read(READ_CHUNK)
+        upstream.close()
+        logger.warning("The model provider answered %s: %s", answer.status,
+                       detail[:500].decode("utf-8", "replace"))
+        raise Refusal(502, "upstream_unavailable",
+                      f"The model provider answered {answer.status}. Try again shortly; if it "
+                      "lasts, the console's operator should check its model provider settings.")
+    if answer.status >= 400:  # about the turn itself (too long, rate limited, ...): the CLI's
         detail = answer.read(READ_CHUNK)
         upstream.close()
         response = HttpResponse(detail, status=answer.status,

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Count, F, Q, Value, When
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -100,10 +100,14 @@ def _mint(*, membership: Membership, name: str, expires_at: datetime | None, all
 
 
 def _lock_creator(membership: Membership, request_key: str | None) -> Membership:
-    """The member, locked (so the name and request-key checks hold), who must still hold the
-    access token permission on a plan that has tokens."""
-    membership = Membership.objects.select_for_update(of=("self",)).select_related(
-        "workspace", "user").get(pk=membership.pk)
+    """The member, locked (so the name and request-key checks hold), who must still be an
+    active member holding the access token permission on a plan that has tokens. The workspace
+    row is locked first (the lifetime limit read from it holds until the token is saved, as
+    lowering it and shortening tokens lock it too)."""
+    list(Workspace.objects.select_for_update().filter(pk=membership.workspace_id).values("pk"))
+    (membership,) = lock_members(membership)
+    if not membership.user.is_active:
+        raise Forbidden("This account is deactivated.")
     if request_key:
         existing = AccessToken.objects.filter(created_by=membership.user,
                                               request_key=request_key).first()
@@ -437,8 +441,8 @@ def _reminder_candidates(now: datetime):
                            expires_at__gt=today_ends)
     day = base.filter(reminded_day_at__isnull=True, expires_at__lte=today_ends,
                       expires_at__gt=F("created_at") + timedelta(days=1))
-    return [("week", pk) for pk in week.values_list("pk", flat=True)] + \
-        [("day", pk) for pk in day.values_list("pk", flat=True)]
+    return [("week", pk) for pk in week.order_by("pk").values_list("pk", flat=True)] + \
+        [("day", pk) for pk in day.order_by("pk").values_list("pk", flat=True)]
 
 
 def send_token_reminders(*, now: datetime | None = None) -> int:
@@ -451,7 +455,14 @@ def send_token_reminders(*, now: datetime | None = None) -> int:
     sent = 0
     for which, pk in _reminder_candidates(now):
         field = "reminded_week_at" if which == "week" else "reminded_day_at"
-        claim = AccessToken.objects.filter(pk=pk, **{f"{field}__isnull": True})
+        # The claim asks again what made the token a candidate: it may have been revoked,
+        # replaced or have expired while earlier reminders went out.
+        # Every condition is on the row itself (the replacement as NOT EXISTS, not a join that
+        # would turn the UPDATE into `pk IN (subquery)`): PostgreSQL re-checks them on the row
+        # a concurrent run has just claimed, so only one of the two claims it.
+        claim = AccessToken.objects.filter(
+            ~Exists(AccessToken.objects.filter(replaces=OuterRef("pk"))),
+            pk=pk, revoked_at__isnull=True, expires_at__gt=now, **{f"{field}__isnull": True})
         if not claim.update(**{field: now}):
             continue  # another run sent it
         try:

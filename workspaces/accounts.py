@@ -26,6 +26,7 @@ from .forms import (
     InvitationAccountForm,
 )
 from .models import User
+from .rendering import apply_error
 
 RESET_WINDOW = 3600
 
@@ -139,7 +140,7 @@ def invitation_create_account(request, key):
                 password=form.cleaned_data["password1"], actor=Actor.from_request(request),
             )
         except ServiceError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+            apply_error(form, error)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             return redirect("invitation", key=key)

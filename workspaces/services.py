@@ -12,11 +12,13 @@ Locks are always taken in one order (`locking.py`).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -89,11 +91,28 @@ def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor
     name, slug = (name or "").strip(), (slug or "").strip().lower()
     if not name or not slug:
         raise ServiceError("A workspace needs a name and a slug.")
+    name_max = Workspace._meta.get_field("name").max_length
+    slug_max = Workspace._meta.get_field("slug").max_length
+    if len(name) > name_max:
+        raise ServiceError(f"A workspace name can be at most {name_max} characters.")
+    if len(slug) > slug_max or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", slug):
+        raise ServiceError(f"A slug is lowercase letters, digits, hyphens and underscores (at "
+                           f"most {slug_max} characters), such as acme-labs: it is part of every "
+                           "URL.")
     if plan not in Plan.values:
         raise ServiceError(f"Choose a plan: {', '.join(Plan.values)}.")
+    try:
+        validate_email(owner_email.strip())
+    except ValidationError:
+        raise ServiceError(f"{owner_email} is not a valid email address.") from None
+    taken = ServiceError(f"There is already a workspace with the slug {slug}.")
     if Workspace.objects.filter(slug=slug).exists():
-        raise ServiceError(f"There is already a workspace with the slug {slug}.")
-    workspace = Workspace.objects.create(name=name, slug=slug, plan=plan)
+        raise taken
+    try:
+        with transaction.atomic():
+            workspace = Workspace.objects.create(name=name, slug=slug, plan=plan)
+    except IntegrityError:  # made by someone else a moment ago
+        raise taken from None
     record(workspace=workspace, actor=actor, action="workspace.created", target=name,
            details={"plan": plan})
     user = User.objects.filter(email__iexact=owner_email.strip()).first()

@@ -243,7 +243,7 @@ def invitation_cancel(request, slug, invitation_id):
             services.invitation_cancel(invitation=invitation, acting=membership,
                                        actor=Actor.from_request(request))
         except ServiceError as e:
-            error = e.message
+            error = e
         else:
             messages.success(request, f"The invitation for {invitation.email} was cancelled.")
             return redirect("workspaces:members", slug=slug)
@@ -251,9 +251,9 @@ def invitation_cancel(request, slug, invitation_id):
         "title": f"Cancel the invitation for {invitation.email}?",
         "body": "Its link stops working at once. You can invite them again later.",
         "action": "Cancel invitation",
-        "error": error,
+        "error": error.message if error else None,
         "cancel_url": reverse("workspaces:members", args=[slug]),
-    }, status=403 if error else 200)
+    }, status=error.status if error else 200)
 
 
 def _member_or_404(workspace, member_id):

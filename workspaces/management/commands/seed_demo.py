@@ -57,6 +57,14 @@ class Command(BaseCommand):
                 "seed_demo creates users with a published password, so it refuses to run with "
                 "DEBUG off. Pass --force if this really is a demo or test server."
             )
+        demo_emails = [email for email, _, _ in USERS]
+        for slug, *_ in WORKSPACES:
+            existing = Workspace.objects.filter(slug=slug).first()
+            if existing and not existing.memberships.filter(user__email__in=demo_emails).exists():
+                raise CommandError(
+                    f"A workspace with the slug {slug} exists and is not the demo's: seed_demo "
+                    "adds nothing to a real workspace."
+                )
         created = 0
         workspaces = {}
         for slug, name, plan, local, tokens in WORKSPACES:
