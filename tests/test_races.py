@@ -9,6 +9,7 @@ from functools import partial
 import pytest
 from django.db import connections, transaction
 from django.test import Client
+from django.utils import timezone
 
 from workspaces import services
 from workspaces.audit import Actor
@@ -166,3 +167,78 @@ def test_a_custom_role_change_audits_against_the_locked_role(cast):
                          "after": ["Codex Local", "Codex access tokens"]}},
         {"name": {"before": "Automation", "after": "CI automation"}},
     ]
+
+
+# Locks that meet a foreign key check ------------------------------------------------------
+# PostgreSQL checks a new row's foreign keys at commit with a key-share lock on the row it
+# points at. A write that locks the workspace row must therefore not take the lock a key
+# change would need: an ordinary write (an invitation, a run) holding a member or a token and
+# committing rows that point at the workspace would wait for it, while the lock holder waits
+# for that member or token: a deadlock, one of the two aborted.
+
+
+def test_a_token_rotated_while_its_run_start_commits_both_succeed(cast):
+    from tokens import codec
+    from tokens import services as token_services
+    from tokens.models import AccessToken, Run
+
+    from .factories import make_token
+
+    owner = cast["owner"]
+    token, plaintext = make_token(owner, name="ci")
+    run_start = partial(token_services.run_start, digest=codec.digest(plaintext),
+                        now=timezone.now(), client="github-actions", ip="192.0.2.1",
+                        agent="curl")
+    # The run start holds the token's row; the rotation locks the workspace, then waits for it.
+    response = race(cast, run_start, owner, f"/w/acme/admin/access-tokens/{token.pk}/rotate/",
+                    {"overlap": "1h", "request_key": "rotate-once"})
+    assert response.status_code == 201
+    assert Run.objects.filter(token=token).count() == 1
+    assert AccessToken.objects.filter(replaces=token).exists()
+
+
+def test_a_token_created_while_its_creator_invites_someone_both_succeed(cast):
+    from tokens.models import AccessToken
+    from workspaces.models import Invitation
+
+    admin = cast["admin"]
+    invite = partial(services.member_invite, workspace=cast["workspace"], acting=admin,
+                     actor=Actor(admin.user), email="new@acme.test", role=Role.MEMBER,
+                     base_url="http://testserver")
+    # The invitation holds the admin's membership; the token's creation locks the workspace,
+    # then waits for it.
+    response = race(cast, invite, admin, "/w/acme/admin/access-tokens/new/",
+                    {"name": "CI runner", "expiration": "30", "request_key": "create-once"})
+    assert response.status_code == 201
+    assert Invitation.objects.filter(email="new@acme.test").exists()
+    assert AccessToken.objects.filter(name="CI runner", created_by=admin.user).exists()
+
+
+def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
+    from tokens.models import AccessToken
+
+    admin = cast["admin"]
+    browser = Client()
+    browser.force_login(admin.user)  # signed in before the deactivation began
+    commit, holder = hold(partial(services.user_set_active, user=admin.user, active=False,
+                                  actor=Actor(cast["owner"].user)))
+    results = []
+
+    def create():
+        try:
+            results.append(browser.post("/w/acme/admin/access-tokens/new/", {
+                "name": "CI runner", "expiration": "30", "request_key": "create-once"}))
+        finally:
+            connections.close_all()
+
+    sender = threading.Thread(target=create)
+    sender.start()
+    time.sleep(0.5)
+    assert sender.is_alive(), "the creation waits for the deactivation's lock"
+    commit.set()
+    holder.join(10)
+    sender.join(20)
+    (response,) = results
+    assert response.status_code == 403
+    assert b"This account is deactivated." in response.content
+    assert not AccessToken.objects.exists()

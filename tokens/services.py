@@ -25,7 +25,7 @@ from workspaces.audit import Actor, record
 from workspaces.errors import Forbidden, ServiceError
 from workspaces.locking import lock_members
 from workspaces.mail import compose, send_now, send_on_commit
-from workspaces.models import Membership, Workspace
+from workspaces.models import Membership, User, Workspace
 from workspaces.permissions import Perm
 
 from . import codec, ipranges
@@ -103,11 +103,16 @@ def _lock_creator(membership: Membership, request_key: str | None) -> Membership
     """The member, locked (so the name and request-key checks hold), who must still be an
     active member holding the access token permission on a plan that has tokens. The workspace
     row is locked first (the lifetime limit read from it holds until the token is saved, as
-    lowering it and shortening tokens lock it too)."""
-    list(Workspace.objects.select_for_update().filter(pk=membership.workspace_id).values("pk"))
-    (membership,) = lock_members(membership)
-    if not membership.user.is_active:
+    lowering it and shortening tokens lock it too), then the user's (a deactivation, which locks
+    it before revoking the user's tokens, either comes first and is seen here, or waits and then
+    revokes this token too)."""
+    list(Workspace.objects.select_for_update(no_key=True).filter(pk=membership.workspace_id)
+         .values("pk"))
+    active = User.objects.select_for_update(no_key=True).filter(pk=membership.user_id).values_list(
+        "is_active", flat=True)
+    if not any(active):
         raise Forbidden("This account is deactivated.")
+    (membership,) = lock_members(membership)
     if request_key:
         existing = AccessToken.objects.filter(created_by=membership.user,
                                               request_key=request_key).first()
@@ -189,7 +194,7 @@ def token_rotate(*, token: AccessToken, acting: Membership, actor: Actor, overla
                            "overlap")
     acting = _lock_creator(acting, request_key)
     now = timezone.now()
-    old = AccessToken.objects.select_for_update(of=("self",)).select_related(
+    old = AccessToken.objects.select_for_update(of=("self",), no_key=True).select_related(
         "workspace", "created_by").filter(pk=token.pk).first()
     if old is None or not permissions.can_rotate_token(acting, old):
         raise Forbidden("Only the token's creator can rotate it.")
@@ -340,14 +345,14 @@ def tokens_outliving(workspace: Workspace, now: datetime):
 def tokens_shorten(*, acting: Membership, actor: Actor) -> int:
     """Shorten every active token that outlives the workspace's maximum lifetime to it (each
     audited, before and after). Owners and admins. Returns how many."""
-    workspace = Workspace.objects.select_for_update().get(pk=acting.workspace_id)
+    workspace = Workspace.objects.select_for_update(no_key=True).get(pk=acting.workspace_id)
     acting = _lock_acting(acting)
     if not permissions.can_see_all_tokens(acting):
         raise Forbidden("Only owners and admins can shorten other members' tokens.")
     now = timezone.now()
     limit = latest_expiry(workspace, now)
     count = 0
-    for token in tokens_outliving(workspace, now).select_for_update(of=("self",)):
+    for token in tokens_outliving(workspace, now).select_for_update(of=("self",), no_key=True):
         before = token.expires_at
         AccessToken.objects.filter(pk=token.pk).update(expires_at=limit)
         record(workspace=workspace, actor=actor, action="token.shortened", target=token.name,
@@ -373,7 +378,7 @@ def tokens_revoke_leaked(*, strings, actor: Actor) -> int:
     if not digests:
         return 0
     tokens = _active(AccessToken.objects.filter(digest__in=digests), timezone.now()) \
-        .select_related("workspace", "created_by").select_for_update(of=("self",))
+        .select_related("workspace", "created_by").select_for_update(of=("self",), no_key=True)
     return sum(_revoke(token, actor, LEAK_REPORT) for token in tokens)
 
 
@@ -507,7 +512,7 @@ def suspended_creators(workspace: Workspace, **workspace_settings) -> dict[int, 
 def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
     """Revoke every active token of the workspace whose creator no longer holds the access
     token permission (each audited). Owners and admins only. Returns how many."""
-    workspace = Workspace.objects.select_for_update().get(pk=acting.workspace_id)
+    workspace = Workspace.objects.select_for_update(no_key=True).get(pk=acting.workspace_id)
     acting = _lock_acting(acting)
     if not permissions.can_see_all_tokens(acting):
         raise Forbidden("Only owners and admins can revoke other members' tokens.")

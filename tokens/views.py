@@ -21,7 +21,7 @@ from workspaces.export import csv_response, day_range
 from workspaces.models import AuditEvent, Membership, User
 from workspaces.paging import keyset_page
 from workspaces.permissions import Perm, can
-from workspaces.rendering import render_console
+from workspaces.rendering import apply_error, render_console
 
 from . import services, stats
 from .forms import OVERLAP_CHOICES, GovernanceFilterForm, TokenCreateForm, TokenRotateForm
@@ -213,7 +213,7 @@ def token_create(request, slug):
     if request.method == "GET":
         return _page(request, workspace, membership, form=_create_form(workspace),
                      open_create=True)
-    form = _create_form(workspace, request.POST)
+    form, status = _create_form(workspace, request.POST), 400
     if form.is_valid():
         try:
             token, plaintext = services.token_create(
@@ -226,12 +226,13 @@ def token_create(request, slug):
             )
         except services.AlreadySubmitted as error:
             return _page(request, workspace, membership, notice=error.message, status=409)
-        except ServiceError as error:
-            form.add_error(error.field if error.field in form.fields else None, error.message)
+        except ServiceError as error:  # bad input (400), or refused under lock (403)
+            apply_error(form, error)
+            status = error.status
         else:
             return _page(request, workspace, membership, created=token, plaintext=plaintext,
                          status=201)
-    return _page(request, workspace, membership, form=form, open_create=True, status=400)
+    return _page(request, workspace, membership, form=form, open_create=True, status=status)
 
 
 def _visible_token_or_404(membership, token_id) -> AccessToken:
@@ -345,6 +346,7 @@ def token_rotate(request, slug, token_id):
     if not can(membership, Perm.USE_ACCESS_TOKENS):
         raise MissingPermission(Perm.USE_ACCESS_TOKENS, membership)
     form = TokenRotateForm(request.POST or None)
+    status = 400 if request.method == "POST" else 200
     if request.method == "POST" and form.is_valid():
         try:
             new, plaintext = services.token_rotate(
@@ -353,15 +355,16 @@ def token_rotate(request, slug, token_id):
                 request_key=form.cleaned_data["request_key"])
         except services.AlreadySubmitted as error:
             return _page(request, workspace, membership, notice=error.message, status=409)
-        except ServiceError as error:
+        except ServiceError as error:  # bad input (400), or refused under lock (403)
             form.add_error(None, error.message)
+            status = error.status
         else:
             return _page(request, workspace, membership, created=new, plaintext=plaintext,
                          status=201)
     return render_console(request, "tokens/rotate.html", membership, "access_tokens", {
         "token": token, "form": form, "overlap_choices": OVERLAP_CHOICES,
         "overlap": form["overlap"].value() or "24h",
-    }, status=400 if request.method == "POST" else 200)
+    }, status=status)
 
 
 @login_required

@@ -63,7 +63,7 @@ def workspace_update_settings(
     if changes.get("max_token_lifetime_days", None) not in LIFETIMES:
         raise ServiceError("Choose no limit, or 7, 30, 60, 90 or 365 days.",
                            "max_token_lifetime_days")
-    workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    workspace = Workspace.objects.select_for_update(no_key=True).get(pk=workspace.pk)
     (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_SETTINGS)
     changed = {
@@ -183,7 +183,7 @@ def user_set_active(*, user: User, active: bool, actor: Actor) -> User:
     Deactivating revokes every access token they created, in every workspace, and records it
     in each workspace they belong to.
     """
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
     if user.is_active == active:
         return user
     user.is_active = active
@@ -252,7 +252,7 @@ def member_invite(
         raise ServiceError(f"{email} is already a member of {workspace.name}.", "email")
     now = timezone.now()
     invitation = (
-        Invitation.objects.select_for_update()
+        Invitation.objects.select_for_update(no_key=True)
         .annotate(lemail=Lower("email"))
         .filter(workspace=workspace, lemail=email, accepted_at__isnull=True,
                 cancelled_at__isnull=True)
@@ -285,7 +285,7 @@ def member_invite(
 
 def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[Invitation, Membership]:
     (acting,) = lock_members(acting)
-    invitation = Invitation.objects.select_for_update().select_related("workspace").filter(
+    invitation = Invitation.objects.select_for_update(no_key=True).select_related("workspace").filter(
         pk=invitation.pk, workspace_id=acting.workspace_id).first()
     if invitation is None or invitation.accepted_at or invitation.cancelled_at:
         raise ServiceError("That invitation was accepted or cancelled meanwhile.")
@@ -330,7 +330,7 @@ def invitation_by_key(key: str) -> Invitation | None:
 def _lock_usable(invitation: Invitation) -> Invitation:
     """The invitation, locked, if it is still open under the key it was found by (a resend
     meanwhile gave it a new key: the old link no longer works)."""
-    invitation = Invitation.objects.select_for_update().select_related("workspace").filter(
+    invitation = Invitation.objects.select_for_update(no_key=True).select_related("workspace").filter(
         pk=invitation.pk, key_digest=invitation.key_digest).first()
     if invitation is None or not invitation.is_open_at(timezone.now()):
         raise ServiceError("This invitation is no longer valid.", status=404)
@@ -415,7 +415,7 @@ def _save_unique(obj, noun: str):
 def _lock_group(group: Group, acting: Membership) -> tuple[Group, Membership]:
     (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_GROUPS)
-    locked = Group.objects.select_for_update().select_related("workspace").filter(
+    locked = Group.objects.select_for_update(no_key=True).select_related("workspace").filter(
         pk=group.pk, workspace_id=acting.workspace_id).first()
     if locked is None:
         raise ServiceError("That group was deleted meanwhile.", status=404)
@@ -510,7 +510,7 @@ def _groups_of(workspace: Workspace, groups) -> list[Group]:
 def _lock_role(role: CustomRole, acting: Membership) -> tuple[CustomRole, Membership]:
     (acting,) = lock_members(acting)
     _require(acting, Perm.MANAGE_CUSTOM_ROLES)
-    locked = CustomRole.objects.select_for_update().select_related("workspace").filter(
+    locked = CustomRole.objects.select_for_update(no_key=True).select_related("workspace").filter(
         pk=role.pk, workspace_id=acting.workspace_id).first()
     if locked is None:
         raise ServiceError("That custom role was deleted meanwhile.", status=404)
