@@ -51,16 +51,13 @@ def hold(change):
     return commit, thread
 
 
-def send(membership, method, url, data=None):
-    """A request from `membership`'s browser, in a thread; returns (thread, results)."""
+def send(browser, url, data):
+    """A POST from `browser`, in a thread; returns (thread, results)."""
     results = []
 
     def run():
         try:
-            client = Client()
-            client.force_login(membership.user)
-            response = getattr(client, method)(url, data or {}, follow=True)
-            results.append(response)
+            results.append(browser.post(url, data, follow=True))
         finally:
             connections.close_all()
 
@@ -70,8 +67,12 @@ def send(membership, method, url, data=None):
 
 
 def race(cast, change, request_from, url, data):
+    """`change` holds its transaction open while `request_from`, signed in before it began,
+    posts `data` to `url` (a page loaded before); returns the response to that post."""
+    browser = Client()
+    browser.force_login(request_from.user)
     commit, holder = hold(change)
-    sender, results = send(request_from, "post", url, data)
+    sender, results = send(browser, url, data)
     time.sleep(0.5)
     assert sender.is_alive(), "the second write waits for the first one's lock"
     commit.set()
@@ -218,27 +219,10 @@ def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
     from tokens.models import AccessToken
 
     admin = cast["admin"]
-    browser = Client()
-    browser.force_login(admin.user)  # signed in before the deactivation began
-    commit, holder = hold(partial(services.user_set_active, user=admin.user, active=False,
-                                  actor=Actor(cast["owner"].user)))
-    results = []
-
-    def create():
-        try:
-            results.append(browser.post("/w/acme/admin/access-tokens/new/", {
-                "name": "CI runner", "expiration": "30", "request_key": "create-once"}))
-        finally:
-            connections.close_all()
-
-    sender = threading.Thread(target=create)
-    sender.start()
-    time.sleep(0.5)
-    assert sender.is_alive(), "the creation waits for the deactivation's lock"
-    commit.set()
-    holder.join(10)
-    sender.join(20)
-    (response,) = results
+    deactivate = partial(services.user_set_active, user=admin.user, active=False,
+                         actor=Actor(cast["owner"].user))
+    response = race(cast, deactivate, admin, "/w/acme/admin/access-tokens/new/",
+                    {"name": "CI runner", "expiration": "30", "request_key": "create-once"})
     assert response.status_code == 403
     assert b"This account is deactivated." in response.content
     assert not AccessToken.objects.exists()
