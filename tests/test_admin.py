@@ -185,8 +185,11 @@ def test_nothing_of_ours_can_be_deleted_in_the_admin(staff_client, superuser, ro
 # Users ---------------------------------------------------------------------------------------
 
 
-def test_a_superuser_changes_a_users_name_and_staff_flag(staff_client, rows, owner):
+def test_a_superuser_changes_a_users_name_and_staff_flag_on_the_record(
+        staff_client, superuser, rows, owner, other_workspace):
+    Membership.objects.create(workspace=other_workspace, user=owner.user, role=Role.MEMBER)
     token = AccessToken.objects.get(created_by=owner.user)
+    before = owner.user.name
     events = AuditEvent.objects.count()
     response = staff_client.post(url(User, "change", owner.user.pk),
                                  {"name": "Alice Liddell", "is_staff": "on", "is_active": "on",
@@ -194,9 +197,20 @@ def test_a_superuser_changes_a_users_name_and_staff_flag(staff_client, rows, own
     assert response.status_code == 302
     user = User.objects.get(pk=owner.user.pk)
     assert (user.name, user.is_staff, user.is_active) == ("Alice Liddell", True, True)
-    assert AuditEvent.objects.count() == events
+    changed = AuditEvent.objects.filter(action="user.changed").order_by("workspace_id")
+    assert [(e.workspace_id, e.actor, e.target) for e in changed] == [
+        (owner.workspace_id, superuser, user.email), (other_workspace.pk, superuser, user.email)]
+    assert changed[0].details == {"name": {"before": before, "after": "Alice Liddell"},
+                                  "staff": {"before": False, "after": True}}
+    assert AuditEvent.objects.count() == events + 2
     token.refresh_from_db()
     assert token.revoked_at is None
+
+    # Saved again unchanged: nothing new on the record.
+    staff_client.post(url(User, "change", owner.user.pk),
+                      {"name": "Alice Liddell", "is_staff": "on", "is_active": "on",
+                       "_save": "Save"})
+    assert AuditEvent.objects.count() == events + 2
 
 
 def test_deactivating_a_user_revokes_their_tokens_everywhere(client, staff_client, superuser,

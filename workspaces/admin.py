@@ -3,8 +3,9 @@
 It changes nothing the console audits: workspaces, memberships, invitations, groups, custom
 roles, audit events, access tokens and runs are read-only here (their changes go through the
 console's services, which audit them and keep the rules). Staff may change a user's name and
-staff flag, and deactivate or reactivate a user: that goes through `user_set_active`, which
-revokes the user's tokens in every workspace and audits it there.
+staff flag (`user_update`, audited in every workspace of the user), and deactivate or
+reactivate a user: that goes through `user_set_active`, which revokes the user's tokens in
+every workspace and audits it there.
 """
 
 from django.contrib import admin
@@ -44,7 +45,8 @@ class UserAdmin(admin.ModelAdmin):
         return False  # deactivate instead: runs and tokens point to users
 
     def save_model(self, request, obj, form, change):
-        User.objects.filter(pk=obj.pk).update(name=obj.name, is_staff=obj.is_staff)
+        services.user_update(user=obj, name=obj.name, is_staff=obj.is_staff,
+                             actor=Actor.from_request(request))
         if "is_active" in form.changed_data:
             services.user_set_active(user=obj, active=obj.is_active,
                                      actor=Actor.from_request(request))

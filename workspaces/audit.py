@@ -87,6 +87,7 @@ ACTIONS = {
     "invitation.cancelled": "Invitation cancelled",
     "invitation.account_created": "Account created from an invitation",
     "invitation.accepted": "Invitation accepted",
+    "user.changed": "User changed (Django admin)",
     "user.deactivated": "User deactivated",
     "user.reactivated": "User reactivated",
     "member.removed": "Member removed",

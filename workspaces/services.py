@@ -177,6 +177,24 @@ def member_remove(*, membership: Membership, acting: Membership, actor: Actor) -
 
 
 @transaction.atomic
+def user_update(*, user: User, name: str, is_staff: bool, actor: Actor) -> User:
+    """Change a user's name and staff flag, as staff do in Django's admin, recorded in each
+    workspace the user belongs to (staff read every workspace in Django's admin)."""
+    user = User.objects.select_for_update(no_key=True).get(pk=user.pk)
+    changes = {field: {"before": getattr(user, attr), "after": value}
+               for field, attr, value in (("name", "name", name), ("staff", "is_staff", is_staff))
+               if getattr(user, attr) != value}
+    if not changes:
+        return user
+    user.name, user.is_staff = name, is_staff
+    user.save(update_fields=["name", "is_staff"])
+    for membership in Membership.objects.select_related("workspace").filter(user=user):
+        record(workspace=membership.workspace, actor=actor, action="user.changed",
+               target=user.email, details=changes)
+    return user
+
+
+@transaction.atomic
 def user_set_active(*, user: User, active: bool, actor: Actor) -> User:
     """Deactivate (or reactivate) a user everywhere, as staff do in Django's admin.
 
