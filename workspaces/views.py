@@ -288,12 +288,13 @@ def member_remove(request, slug, member_id):
     target = _member_or_404(workspace, member_id)
     owners = workspace.memberships.filter(role=Role.OWNER).count()
     error = permissions.refuse_member_removal(membership, target, owners)
+    status = 403 if error else 200
     if error is None and request.method == "POST":
         try:
             services.member_remove(membership=target, acting=membership,
                                    actor=Actor.from_request(request))
         except ServiceError as e:
-            error = e.message
+            error, status = e.message, e.status
         else:
             messages.success(request, f"{target.user.email} was removed from {workspace.name}.")
             if target.pk == membership.pk:
@@ -306,7 +307,7 @@ def member_remove(request, slug, member_id):
         "action": "Remove member",
         "error": error,
         "cancel_url": reverse("workspaces:members", args=[slug]),
-    }, status=403 if error else 200)
+    }, status=status)
 
 
 # Groups ----------------------------------------------------------------------------------
