@@ -68,14 +68,20 @@ def _runs(workspace, period: Period, filters: Filters):
     return runs
 
 
+def _run_days(workspace, period: Period, filters: Filters):
+    """The daily roll-up's rows for the period (and the member filter): what the counts read
+    when no token filter asks for the runs themselves."""
+    rows = RunDay.objects.filter(workspace=workspace, day__gte=period.first, day__lte=period.last)
+    if filters.user_id is not None:
+        rows = rows.filter(user_id=filters.user_id)
+    return rows
+
+
 def per_day(workspace, period: Period, filters: Filters) -> list[tuple[date, int]]:
     """Runs on each day of the period, zeros included."""
     if filters.token_ids is None:
-        rows = RunDay.objects.filter(workspace=workspace, day__gte=period.first,
-                                     day__lte=period.last)
-        if filters.user_id is not None:
-            rows = rows.filter(user_id=filters.user_id)
-        counts = dict(rows.values("day").annotate(n=Sum("runs")).values_list("day", "n"))
+        counts = dict(_run_days(workspace, period, filters)
+                      .values("day").annotate(n=Sum("runs")).values_list("day", "n"))
     else:
         counts = dict(_runs(workspace, period, filters)
                       .annotate(day=TruncDate("started_at", tzinfo=UTC))
@@ -86,11 +92,7 @@ def per_day(workspace, period: Period, filters: Filters) -> list[tuple[date, int
 def top_members(workspace, period: Period, filters: Filters) -> list[tuple[int, int]]:
     """(user id, runs) of the ten members who started the most runs."""
     if filters.token_ids is None:
-        rows = RunDay.objects.filter(workspace=workspace, day__gte=period.first,
-                                     day__lte=period.last)
-        if filters.user_id is not None:
-            rows = rows.filter(user_id=filters.user_id)
-        rows = rows.values("user_id").annotate(n=Sum("runs"))
+        rows = _run_days(workspace, period, filters).values("user_id").annotate(n=Sum("runs"))
     else:
         rows = _runs(workspace, period, filters).values("user_id").annotate(n=Count("*"))
     return list(rows.order_by("-n", "user_id").values_list("user_id", "n")[:TOP])
