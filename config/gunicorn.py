@@ -24,7 +24,7 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 accesslog = "-"
 # Paths can carry secrets (an invitation's key, a password reset token): blanked out.
-logger_class = "config.scrubbing.ScrubbingGunicornLogger"
+logger_class = "console.accesslog.ScrubbingGunicornLogger"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms "%(a)s"'
 errorlog = "-"
 

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "axes",
     "csp",
+    "console",
     "workspaces",
     "tokens",
 ]
@@ -68,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
-    "workspaces.middleware.PrivatePagesMiddleware",
+    "console.middleware.PrivatePagesMiddleware",
     # Last, as django-axes asks: it turns a refused sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -258,10 +259,10 @@ CONTENT_SECURITY_POLICY = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub_tokens": {"()": "tokens.logging.ScrubTokensFilter"}},
+    "filters": {"scrub_tokens": {"()": "console.scrubbing.ScrubFilter"}},
     "formatters": {
         "plain": {
-            "()": "tokens.logging.ScrubbingFormatter",
+            "()": "console.scrubbing.ScrubbingFormatter",
             "format": "{asctime} {levelname} {name} {message}",
             "style": "{",
         }
@@ -282,4 +283,4 @@ LOGGING = {
         "django.server": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
     },
 }
-DEFAULT_EXCEPTION_REPORTER_FILTER = "tokens.logging.TokenSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "console.reporting.SecretSafeExceptionReporterFilter"

@@ -2,17 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from console.views import healthz
 from tokens import api, gateway
-from workspaces import accounts
-from workspaces import views as workspace_views
 from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
+from workspaces.views import accounts, home
 
 urlpatterns = [
     # First: automation calls these most, and patterns are tried in order.
     path("api/v1/", include(api.urlpatterns)),
     path("codex/", include(gateway.urlpatterns)),
-    path("", workspace_views.home, name="home"),
-    path("healthz", workspace_views.healthz, name="healthz"),
+    path("", home.home, name="home"),
+    path("healthz", healthz, name="healthz"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm,
@@ -33,15 +33,15 @@ urlpatterns = [
     path("invitations/<str:key>/sign-in/", accounts.invitation_sign_in, name="invitation_sign_in"),
     path("invitations/<str:key>/account/", accounts.invitation_create_account,
          name="invitation_account"),
-    path("admin/settings/", workspace_views.settings_shortcut, name="settings_shortcut"),
-    path("admin/access-tokens/", workspace_views.access_tokens_shortcut,
+    path("admin/settings/", home.settings_shortcut, name="settings_shortcut"),
+    path("admin/access-tokens/", home.access_tokens_shortcut,
          name="access_tokens_shortcut"),
     path("w/<slug:slug>/", include("workspaces.urls")),
     path("w/<slug:slug>/admin/", include("tokens.urls")),
     path("django-admin/", admin.site.urls),
 ]
 
-handler400 = "workspaces.views.bad_request"
-handler403 = "workspaces.views.permission_denied"
-handler404 = "workspaces.views.not_found"
-handler500 = "workspaces.views.server_error"
+handler400 = "workspaces.views.errors.bad_request"
+handler403 = "workspaces.views.errors.permission_denied"
+handler404 = "workspaces.views.errors.not_found"
+handler500 = "workspaces.views.errors.server_error"

@@ -14,16 +14,13 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 site = get_wsgi_application()
 
-from django.conf import settings  # noqa: E402  (configured by get_wsgi_application)
-from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
-
-from tokens.api import API_PREFIXES  # noqa: E402
+from console.django_private import LeanHandler  # noqa: E402  (after Django is set up)
+from console.errors import API_PREFIXES  # noqa: E402
 
 API_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
 ]
-
 
 # The calls automation makes most: resolved once, at start-up, through the URLconf.
 HOT_PATHS = (
@@ -31,37 +28,7 @@ HOT_PATHS = (
     "/codex/backend-api/wham/config/bundle", "/codex/api/responses",
 )
 
-
-class APIHandler(WSGIHandler):
-    """Django's WSGI handler with `API_MIDDLEWARE` instead of `settings.MIDDLEWARE`, and the
-    hot paths' URL resolutions remembered (walking the URLconf costs as much as the token
-    check's own Python)."""
-
-    def __init__(self):
-        super().__init__()
-        from django.urls import resolve
-
-        self.hot = {path: resolve(path) for path in HOT_PATHS}
-
-    def resolve_request(self, request):
-        match = self.hot.get(request.path_info)
-        if match is None:
-            return super().resolve_request(request)
-        request.resolver_match = match
-        return match
-
-    def load_middleware(self, is_async=False):
-        # Django builds the chain from settings.MIDDLEWARE only; swap it for this one build,
-        # at start-up, before any request is served.
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = API_MIDDLEWARE
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = full
-
-
-api = APIHandler()
+api = LeanHandler(API_MIDDLEWARE, HOT_PATHS)
 
 
 def application(environ, start_response):

@@ -81,7 +81,7 @@ def make_run(token, **extra):
     """A run row, counted in the roll-ups as the run start's statement counts it."""
     from datetime import UTC
 
-    from tokens.services import rollups_add
+    from tokens.services.runs import rollups_add
 
     run = Run.objects.create(workspace=token.workspace, token=token, user=token.created_by, **extra)
     rollups_add(workspace_id=token.workspace_id, day=run.started_at.astimezone(UTC).date(),

@@ -16,9 +16,9 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tokens import services
+from console.audit import Actor
 from tokens.models import AccessToken, Run
-from workspaces.audit import Actor
+from tokens.services import lifecycle
 from workspaces.models import CustomRole
 
 from .factories import make_token
@@ -137,7 +137,7 @@ def test_exec_runs_through_the_console_and_shows_on_governance(cli, model, owner
 def test_after_revocation_exec_fails_and_records_nothing(cli, model, owner):
     token, plaintext = make_token(owner)
     assert cli.login(plaintext).returncode == 0
-    services.token_revoke(token=token, acting=owner, actor=Actor(owner.user))
+    lifecycle.token_revoke(token=token, acting=owner, actor=Actor(owner.user))
     result = cli.exec("say hi")
     assert result.returncode != 0
     assert ANSWER not in result.stdout

@@ -12,9 +12,9 @@ import pytest
 from django.db import connection, connections, transaction
 from django.test import Client
 
-from tokens import services
+from console.audit import Actor
 from tokens.models import AccessToken, Run
-from workspaces.audit import Actor
+from tokens.services import lifecycle
 from workspaces.models import Membership
 
 from .factories import MembershipFactory, WorkspaceFactory, make_token
@@ -48,8 +48,8 @@ def test_a_run_waiting_on_a_revoke_is_refused_once_it_commits(token):
     def revoke():
         try:
             with transaction.atomic():
-                services.token_revoke(token=AccessToken.objects.get(pk=token.pk),
-                                      acting=_creator(token), actor=Actor.system())
+                lifecycle.token_revoke(token=AccessToken.objects.get(pk=token.pk),
+                                      acting=_creator(token), actor=Actor(None))
                 revoked.set()
                 commit.wait(10)
         finally:
@@ -90,8 +90,8 @@ def test_no_run_is_recorded_after_the_revoke_commits(token):
     for t in threads:
         t.start()
     time.sleep(0.3)
-    services.token_revoke(token=AccessToken.objects.get(pk=token.pk), acting=_creator(token),
-                          actor=Actor.system())
+    lifecycle.token_revoke(token=AccessToken.objects.get(pk=token.pk), acting=_creator(token),
+                          actor=Actor(None))
     committed.set()
     runs_at_commit = Run.objects.count()
     time.sleep(0.3)

@@ -176,15 +176,16 @@ def test_inviting_again_with_another_role_records_the_change(client, owner):
 def test_a_link_replaced_while_it_was_being_used_no_longer_works(client, invited, owner):
     """The invitation page found the invitation by its key; a resend before the locked write
     gave it a new key: the old link must not accept."""
-    from workspaces import services
-    from workspaces.audit import Actor
+    from console.audit import Actor
+    from console.errors import ServiceError
+    from workspaces.services import members
 
-    found = services.invitation_by_key(invited.strip("/").split("/")[-1])
-    services.invitation_resend(invitation=Invitation.objects.get(), acting=owner,
-                               actor=Actor(owner.user), base_url="http://testserver")
-    with pytest.raises(services.ServiceError):
-        services.invitation_create_account(invitation=found, name="New", password="a-long-pass-1",
-                                           actor=Actor(None))
+    found = members.invitation_by_key(invited.strip("/").split("/")[-1])
+    members.invitation_resend(invitation=Invitation.objects.get(), acting=owner,
+                              actor=Actor(owner.user), base_url="http://testserver")
+    with pytest.raises(ServiceError):
+        members.invitation_create_account(invitation=found, name="New", password="a-long-pass-1",
+                                          actor=Actor(None))
     assert not User.objects.filter(email="new@acme.test").exists()
 
 

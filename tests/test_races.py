@@ -11,9 +11,12 @@ from django.db import connections, transaction
 from django.test import Client
 from django.utils import timezone
 
-from workspaces import services
-from workspaces.audit import Actor
+from console.audit import Actor
 from workspaces.models import AuditEvent, Membership, Role, Workspace
+from workspaces.services import groups as ws_groups
+from workspaces.services import members as ws_members
+from workspaces.services import settings as ws_settings
+from workspaces.services import users as ws_users
 
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -83,7 +86,7 @@ def race(cast, change, request_from, url, data):
 
 
 def promote(cast):
-    return partial(services.member_change_role, membership=cast["target"], acting=cast["owner"],
+    return partial(ws_members.member_change_role, membership=cast["target"], acting=cast["owner"],
                    actor=Actor(cast["owner"].user), role=Role.OWNER)
 
 
@@ -108,7 +111,7 @@ def test_an_admin_cannot_remove_whom_an_owner_just_promoted(cast):
 
 def test_an_admin_demoted_meanwhile_can_no_longer_manage_members(cast):
     demote_admin = partial(
-        services.member_change_role, membership=cast["admin"], acting=cast["owner"],
+        ws_members.member_change_role, membership=cast["admin"], acting=cast["owner"],
         actor=Actor(cast["owner"].user), role=Role.MEMBER)
     target = cast["target"]
     race(cast, demote_admin, cast["admin"], f"/w/acme/admin/members/{target.pk}/role/",
@@ -119,7 +122,7 @@ def test_an_admin_demoted_meanwhile_can_no_longer_manage_members(cast):
 def test_two_stale_settings_saves_both_prevail_and_both_are_audited(cast):
     workspace = cast["workspace"]
     tokens_off = partial(
-        services.workspace_update_settings, workspace=workspace, acting=cast["owner"],
+        ws_settings.workspace_update_settings, workspace=workspace, acting=cast["owner"],
         actor=Actor(cast["owner"].user), allow_access_tokens=False)
     # The admin's page was loaded before: it showed both toggles on.
     response = race(cast, tokens_off, cast["admin"], "/w/acme/admin/settings/", {
@@ -137,7 +140,7 @@ def test_two_stale_settings_saves_both_prevail_and_both_are_audited(cast):
 def test_a_save_of_every_toggle_audits_against_the_locked_values(cast):
     workspace = cast["workspace"]
     tokens_off = partial(
-        services.workspace_update_settings, workspace=workspace, acting=cast["owner"],
+        ws_settings.workspace_update_settings, workspace=workspace, acting=cast["owner"],
         actor=Actor(cast["owner"].user), allow_access_tokens=False)
     # A script posting both toggles, without the values a page showed: it sets both.
     race(cast, tokens_off, cast["admin"], "/w/acme/admin/settings/",
@@ -156,7 +159,7 @@ def test_a_custom_role_change_audits_against_the_locked_role(cast):
     role = CustomRole.objects.create(workspace=cast["workspace"], name="Automation",
                                      grants_access_tokens=True)
     grant_local = partial(
-        services.custom_role_update, role=role, acting=cast["owner"],
+        ws_groups.custom_role_update, role=role, acting=cast["owner"],
         actor=Actor(cast["owner"].user), name="Automation", grants_codex_local=True,
         grants_access_tokens=True)
     # The admin's stale form also says both; only the name differs.
@@ -180,14 +183,14 @@ def test_a_custom_role_change_audits_against_the_locked_role(cast):
 
 def test_a_token_rotated_while_its_run_start_commits_both_succeed(cast):
     from tokens import codec
-    from tokens import services as token_services
     from tokens.models import AccessToken, Run
+    from tokens.services import runs
 
     from .factories import make_token
 
     owner = cast["owner"]
     token, plaintext = make_token(owner, name="ci")
-    run_start = partial(token_services.run_start, digest=codec.digest(plaintext),
+    run_start = partial(runs.run_start, digest=codec.digest(plaintext),
                         now=timezone.now(), client="github-actions", ip="192.0.2.1",
                         agent="curl")
     # The run start holds the token's row; the rotation locks the workspace, then waits for it.
@@ -203,7 +206,7 @@ def test_a_token_created_while_its_creator_invites_someone_both_succeed(cast):
     from workspaces.models import Invitation
 
     admin = cast["admin"]
-    invite = partial(services.member_invite, workspace=cast["workspace"], acting=admin,
+    invite = partial(ws_members.member_invite, workspace=cast["workspace"], acting=admin,
                      actor=Actor(admin.user), email="new@acme.test", role=Role.MEMBER,
                      base_url="http://testserver")
     # The invitation holds the admin's membership; the token's creation locks the workspace,
@@ -219,7 +222,7 @@ def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
     from tokens.models import AccessToken
 
     admin = cast["admin"]
-    deactivate = partial(services.user_set_active, user=admin.user, active=False,
+    deactivate = partial(ws_users.user_set_active, user=admin.user, active=False,
                          actor=Actor(cast["owner"].user))
     response = race(cast, deactivate, admin, "/w/acme/admin/access-tokens/new/",
                     {"name": "CI runner", "expiration": "30", "request_key": "create-once"})

@@ -194,14 +194,14 @@ class RevokeSecondOnFirstSend(mail.backends.locmem.EmailBackend):
     reminder goes out."""
 
     def send_messages(self, messages):
-        from tokens import services
-        from workspaces.audit import Actor
+        from console.audit import Actor
+        from tokens.services import lifecycle
         from workspaces.models import Membership
 
         second = AccessToken.objects.filter(name="second", revoked_at__isnull=True).first()
         if second is not None and any("“first”" in m.subject for m in messages):
             creator = Membership.objects.get(user=second.created_by, workspace=second.workspace)
-            services.token_revoke(token=second, acting=creator, actor=Actor(creator.user))
+            lifecycle.token_revoke(token=second, acting=creator, actor=Actor(creator.user))
         return super().send_messages(messages)
 
 

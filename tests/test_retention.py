@@ -11,8 +11,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from tokens import services
 from tokens.models import Run, RunDay, TokenRuns
+from tokens.services import retention, runs
 from workspaces.models import AuditEvent
 
 from .factories import MembershipFactory, WorkspaceFactory, make_run, make_token
@@ -97,14 +97,14 @@ def test_two_prunes_at_once_share_the_work_and_keep_the_roll_ups(transactional_d
     Run.objects.bulk_create(
         Run(workspace=workspace, token=token, user=token.created_by,
             started_at=now - timedelta(days=n % 30, minutes=n)) for n in range(20))
-    services.rollups_rebuild(workspace=workspace)
+    runs.rollups_rebuild(workspace=workspace)
     barrier = threading.Barrier(2)
     removed, failures = [], []
 
     def prune():
         try:
             barrier.wait(10)
-            removed.append(services.runs_prune(before=now - timedelta(days=400), batch=10))
+            removed.append(retention.runs_prune(before=now - timedelta(days=400), batch=10))
         except Exception as error:
             failures.append(error)
         finally:

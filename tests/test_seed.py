@@ -101,15 +101,30 @@ def test_the_demo_tells_a_story(seeded, client):
     assert sum(RunDay.objects.values_list("runs", flat=True)) == runs.count()
 
 
-def test_the_demo_tokens_cannot_be_used(seeded, client):
-    from tokens import codec
-    from tokens.models import AccessToken
+def test_the_demo_tokens_cannot_be_used(db, settings, monkeypatch, capsys, caplog):
+    """The demo tokens' secrets are made and thrown away: the command prints none, logs none,
+    and stores none anywhere, so nobody can present one."""
+    import io
 
+    from django.apps import apps
+
+    from tokens import codec
+
+    made = []
+    generate = codec.generate
+    monkeypatch.setattr(codec, "generate", lambda: made.append(generate()) or made[-1])
+    settings.DEBUG = True
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out, stderr=out)
     digests = set(AccessToken.objects.values_list("digest", flat=True))
-    assert all(len(d) == 64 for d in digests)
-    # Their secrets were thrown away: nothing can be presented that matches a digest, and
-    # a freshly generated token does not either.
-    assert codec.digest(codec.generate()) not in digests
+    secrets = [s for s in made if codec.digest(s) in digests]
+    assert len(secrets) == len(digests) >= 4  # every demo token's secret was seen being made
+    printed = out.getvalue() + capsys.readouterr().out + caplog.text
+    stored = [str(value) for model in apps.get_models()
+              for row in model.objects.values_list() for value in row]
+    for secret in secrets:
+        assert secret not in printed
+        assert not any(secret in value or secret[3:33] in value for value in stored)
 
 
 def test_a_newcomer_sees_every_page_at_work(seeded, client):

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from workspaces.audit import Actor, record
+from console.audit import Actor
+from workspaces.audit import record
 
 from .factories import make_run, make_token
 

@@ -469,15 +469,15 @@ def test_the_command_refuses_a_negative_lifetime(owner):
 
 
 def _create(membership):
-    from tokens import services
-    from workspaces.audit import Actor
+    from console.audit import Actor
+    from tokens.services import lifecycle
 
-    return services.token_create(membership=membership, actor=Actor(membership.user), name="CI",
+    return lifecycle.token_create(membership=membership, actor=Actor(membership.user), name="CI",
                                  expires_at=None)
 
 
 def test_a_member_removed_meanwhile_creates_nothing(owner, member_with_token_permission):
-    from workspaces.errors import Forbidden
+    from console.errors import Forbidden
 
     stale = member_with_token_permission
     stale.__class__.objects.filter(pk=stale.pk).delete()
@@ -487,7 +487,7 @@ def test_a_member_removed_meanwhile_creates_nothing(owner, member_with_token_per
 
 
 def test_an_account_deactivated_meanwhile_creates_nothing(owner, member_with_token_permission):
-    from workspaces.errors import Forbidden
+    from console.errors import Forbidden
     from workspaces.models import User
 
     User.objects.filter(pk=member_with_token_permission.user_id).update(is_active=False)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from workspaces.admin import ReadOnlyAdmin
+from console.admin import ReadOnlyAdmin
 
 from .models import AccessToken, Run
 

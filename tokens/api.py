@@ -1,14 +1,13 @@
-"""The JSON API for automation: who am I, and start a run.
+"""The JSON API for automation: who am I, start a run, and the leak report.
 
-`authn` decides whether a token may act; `services` records what it did. This module turns
-both into responses: the error shape and challenges of the contract, the throttle on failed
-attempts, and 503 (never a success) when the database cannot be reached.
+Each handler parses and answers; `handlers` serves them (refusals in the contract's error
+shape, the throttle, 503 when the database cannot be reached), `authn` decides whether a token
+may act, and `services` record what it did.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -20,119 +19,22 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from workspaces.audit import Actor, client_ip
+from console import throttle
+from console.addresses import client_ip
+from console.audit import Actor
+from console.errors import error_response, json_response
 
-from . import services, throttle
-from .authn import OutsideRanges, Refusal, authenticate, digest_of_bearer, iso
+from .authn import Grant, Refusal, digest_of_bearer, iso
+from .handlers import TOO_BIG, authorize, guarded, method_not_allowed, rate_limited, unavailable
 from .models import Run
+from .services import lifecycle, runs
 
-REALM = 'Bearer realm="codex"'
-# Where bearer-token calls live: every answer there is JSON (config/wsgi.py serves them leanly).
-API_PREFIXES = ("/api/", "/codex/")
 CLIENT_MAX = Run._meta.get_field("client").max_length
 COMMAND_MAX = Run._meta.get_field("command").max_length
 
 
-def _json(body: dict, status: int) -> HttpResponse:
-    # json.dumps straight: DjangoJSONEncoder's extra types are not needed here, and the API
-    # answers on every Codex run.
-    response = HttpResponse(json.dumps(body), content_type="application/json", status=status)
-    response["Cache-Control"] = "no-store"
-    return response
-
-
-_CHALLENGE_TEXT = str.maketrans({"\\": None, '"': "'", "“": "'", "”": "'", "’": "'", "…": "..."})
-
-
-def error_response(status: int, code: str, message: str) -> HttpResponse:
-    """The contract's error shape, with the WWW-Authenticate challenge its status calls for."""
-    response = _json({"error": {"code": code, "message": message}}, status)
-    # A header is Latin-1 at most, and this one a quoted string: plain ASCII, straight quotes.
-    description = message.translate(_CHALLENGE_TEXT).encode("ascii", "replace").decode()
-    if code == "missing_token":
-        response["WWW-Authenticate"] = REALM
-    elif code == "invalid_request":
-        response["WWW-Authenticate"] = (
-            f'{REALM}, error="invalid_request", error_description="{description}"'
-        )
-    elif status == 401:
-        response["WWW-Authenticate"] = (
-            f'{REALM}, error="invalid_token", error_description="{description}"'
-        )
-    elif status == 403:
-        response["WWW-Authenticate"] = (
-            f'{REALM}, error="insufficient_scope", error_description="{description}"'
-        )
-    return response
-
-
-def json_response(body: dict, status: int = 200) -> HttpResponse:
-    return _json(body, status)
-
-
-logger = logging.getLogger(__name__)
-
-UNAVAILABLE = (503, "unavailable", "The console cannot reach its database. Try again shortly.")
-TOO_BIG = (400, "invalid_request", "The request body is too large.")
-
-
-def unavailable(request) -> HttpResponse:
-    """503, with the database's error in the log (the client hears only that it may retry)."""
-    logger.warning("%s %s answered 503: the database failed", request.method, request.path,
-                   exc_info=True)
-    return error_response(*UNAVAILABLE)
-
-
-def guarded(*methods: str):
-    """Serve `handler(request, ip)` for these methods behind the throttle, the error shape
-    and the 503 guard."""
-
-    def wrap(handler):
-        @csrf_exempt  # bearer-token API: browser sessions are not credentials here, so no CSRF
-        @sensitive_variables()
-        def view(request, *args, **kwargs):
-            if request.method not in methods:
-                response = error_response(405, "method_not_allowed",
-                                          f"Use {' or '.join(methods)} here.")
-                response["Allow"] = ", ".join(methods)
-                return response
-            ip = client_ip(request) or "unknown"
-            retry_after = throttle.retry_after(ip)
-            if retry_after is not None:
-                response = error_response(429, "rate_limited",
-                                          "Too many failed attempts from this address. "
-                                          "Try again later.")
-                response["Retry-After"] = str(retry_after)
-                return response
-            try:
-                return handler(request, ip if ip != "unknown" else None, *args, **kwargs)
-            except Refusal as refusal:
-                if refusal.status in (401, 403):
-                    throttle.count(ip)
-                if isinstance(refusal, OutsideRanges):
-                    try:
-                        services.token_refused_from(token_id=refusal.token_id,
-                                                    ip=None if ip == "unknown" else ip,
-                                                    now=timezone.now())
-                    except DatabaseError:  # the refusal stands; only its note is lost
-                        logger.warning("Could not note the refused address", exc_info=True)
-                return error_response(refusal.status, refusal.code, refusal.message)
-            except RequestDataTooBig:
-                return error_response(*TOO_BIG)
-            except DatabaseError:
-                return unavailable(request)
-
-        view.__name__ = handler.__name__
-        return view
-
-    return wrap
-
-
-@guarded("GET")
-def whoami(request, ip: str | None) -> HttpResponse:
-    now = timezone.now()
-    grant = authenticate(request, now, ip)
-    services.token_touch(grant=grant, ip=ip, now=now)
+@authorize("GET")
+def whoami(request, grant: Grant, ip: str | None) -> HttpResponse:
     return json_response(grant.body())
 
 
@@ -175,7 +77,7 @@ def start_run(request, ip: str | None) -> HttpResponse:
     digest = digest_of_bearer(request)
     client, command = _run_input(request)
     now = timezone.now()
-    grant, run_id = services.run_start(
+    grant, run_id = runs.run_start(
         digest=digest, now=now, client=client, command=command, ip=ip,
         agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
@@ -207,23 +109,19 @@ def leak_report(request) -> HttpResponse:
     """Revoke leaked tokens reported by anyone (a secret scanner). The answer says how many
     strings came, never whether any was a token: always 202, so it is no oracle."""
     if request.method != "POST":
-        response = error_response(405, "method_not_allowed", "Use POST here.")
-        response["Allow"] = "POST"
-        return response
+        return method_not_allowed(("POST",))
     ip = client_ip(request)
     address = ip or "unknown"
     limits = {"scope": "leak-report", "limit": settings.LEAK_REPORT_LIMIT,
               "window": settings.LEAK_REPORT_WINDOW}
     retry_after = throttle.retry_after(address, **limits)
     if retry_after is not None:
-        response = error_response(429, "rate_limited",
-                                  "Too many leak reports from this address. Try again later.")
-        response["Retry-After"] = str(retry_after)
-        return response
+        return rate_limited(retry_after,
+                            "Too many leak reports from this address. Try again later.")
     throttle.count(address, scope="leak-report", window=settings.LEAK_REPORT_WINDOW)
     try:
         strings = _leak_report_strings(request)
-        services.tokens_revoke_leaked(strings=strings, actor=Actor(
+        lifecycle.tokens_revoke_leaked(strings=strings, actor=Actor(
             None, ip, request.META.get("HTTP_USER_AGENT", "")[:300], label="leak report"))
     except Refusal as refusal:
         return error_response(refusal.status, refusal.code, refusal.message)

@@ -1,9 +1,11 @@
 """Who a bearer token acts as, and whether it may act now.
 
 The check: bearer header only, token shape and checksum (no database), then one query by digest
-that also fetches everything the policy needs (expiry, revocation, the creator's membership,
-the plan, the toggles, custom roles held through groups), then `workspaces.permissions.holds`
-decides. Refusals are `Refusal` exceptions carrying the API's status and error code.
+(tokens/sql/token_facts.sql) that also fetches everything the policy needs (expiry, revocation,
+the creator's membership, the plan, the toggles, custom roles held through groups), then
+`decide`: the token's status (`tokens.models.status_of`), its allowed ranges, and the policy
+(`workspaces.permissions.holds`). Refusals are `Refusal` exceptions carrying the API's status
+and error code.
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ import re
 from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import unquote_plus
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.debug import sensitive_variables
 
+from console.django_private import hot_cursor, server_binding_cursor
+from console.sql import statement
 from workspaces.permissions import Facts, holds, may_use_tokens
 
 from . import codec, ipranges
+from .models import TokenStatus, status_of
 
 _ACCESS_TOKEN_PARAM = re.compile(r'(?:^|[&{,\s])"?access_token"?\s*[=:]')
 
@@ -73,34 +79,7 @@ def aware(value) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-# Everything the check needs about the token with digest %(digest)s, in one row. Raw SQL because
-# this runs on every API call: the ORM's query building costs more than the query. On
-# PostgreSQL it is prepared once per connection (see `cursor()`).
-FACTS_SQL = """
-SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, t.last_used_at,
-       t.allowed_ips,
-       w.id AS workspace_id, w.slug AS workspace_slug, w.name AS workspace_name, w.plan,
-       w.allow_codex_local, w.allow_access_tokens,
-       u.id AS user_id, u.email AS user_email, u.is_active AS user_active,
-       m.role,
-       EXISTS (SELECT 1 FROM workspaces_group_members gm
-               JOIN workspaces_customrole_groups rg ON rg.group_id = gm.group_id
-               JOIN workspaces_customrole cr ON cr.id = rg.customrole_id
-               WHERE gm.membership_id = m.id AND cr.workspace_id = m.workspace_id
-                 AND cr.grants_codex_local) AS custom_local,
-       EXISTS (SELECT 1 FROM workspaces_group_members gm
-               JOIN workspaces_customrole_groups rg ON rg.group_id = gm.group_id
-               JOIN workspaces_customrole cr ON cr.id = rg.customrole_id
-               WHERE gm.membership_id = m.id AND cr.workspace_id = m.workspace_id
-                 AND cr.grants_access_tokens) AS custom_tokens
-FROM tokens_accesstoken t
-JOIN workspaces_workspace w ON w.id = t.workspace_id
-JOIN workspaces_user u ON u.id = t.created_by_id
-LEFT JOIN workspaces_membership m
-       ON m.workspace_id = t.workspace_id AND m.user_id = t.created_by_id
-WHERE t.digest = %(digest)s
-"""
-
+FACTS_SQL = statement(Path(__file__).parent / "sql" / "token_facts.sql")
 
 # FACTS_SQL's columns, in order: rows are read by these names (`row.role`). Asking the cursor
 # for its description instead builds a dozen objects per call on the hot path; a test checks
@@ -108,58 +87,31 @@ WHERE t.digest = %(digest)s
 TokenFacts = namedtuple("TokenFacts", (
     "token_id token_name expires_at revoked_at last_used_at allowed_ips workspace_id "
     "workspace_slug workspace_name plan allow_codex_local allow_access_tokens user_id "
-    "user_email user_active role custom_local custom_tokens"))
-
-
-def cursor():
-    """A cursor for the hot path's statements.
-
-    On PostgreSQL it binds parameters on the server, so psycopg prepares each statement once
-    per connection (unless DB_PREPARED_STATEMENTS=false): planning the lookup's joins costs
-    more than running it. It is still Django's cursor wrapper (errors, execute wrappers, query
-    logging all apply).
-
-    It skips Django's per-request health check (a SELECT 1 round trip): a connection that
-    died makes the statement fail, the call answers 503, and Django replaces the connection
-    at the start of the next request because an error occurred on it.
-    """
-    if connection.vendor != "postgresql":
-        return connection.cursor()
-    import psycopg
-
-    connection.ensure_connection()
-    return connection._prepare_cursor(psycopg.Cursor(connection.connection))
-
-
-def _server_cursor(conn):
-    """The connection's own server-binding psycopg cursor, made once per connection.
-
-    `fetch_one` uses it when nothing watches queries (no DEBUG query log, no execute
-    wrappers): Django's cursor wrapper costs more than the statement's Python side. Driver
-    errors still become Django's (and mark the connection for replacement) through
-    `wrap_database_errors`.
-    """
-    import psycopg
-
-    if conn.connection is None:
-        conn.ensure_connection()
-    raw = conn.connection
-    hot = getattr(conn, "_console_hot_cursor", None)
-    if hot is None or hot[0] is not raw:
-        hot = conn._console_hot_cursor = (raw, psycopg.Cursor(raw))
-    return hot[1]
+    "user_email user_active role custom_grants"))
+# custom_grants: what custom roles held through the creator's groups grant, as bits.
+CUSTOM_CODEX_LOCAL, CUSTOM_ACCESS_TOKENS = 1, 2
 
 
 def fetch_one(sql, params: dict, row_type=TokenFacts):
-    """One row of `sql` as a `row_type`, its columns readable by name (None when no row)."""
+    """One row of `sql` as a `row_type`, its columns readable by name (None when no row).
+
+    On PostgreSQL the statement binds on the server, so psycopg prepares it once per connection
+    (unless DB_PREPARED_STATEMENTS=false): planning the lookup's joins costs more than running
+    it. It skips Django's per-request health check (a SELECT 1 round trip): a connection that
+    died makes the statement fail, the call answers 503, and Django replaces the connection at
+    the start of the next request because an error occurred on it.
+    """
     conn = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` goes through a proxy
-    if conn.vendor == "postgresql" and not conn.queries_logged and not conn.execute_wrappers:
-        with conn.wrap_database_errors:
-            c = _server_cursor(conn)
+    if conn.vendor != "postgresql":
+        with conn.cursor() as c:
             c.execute(sql, params)
             row = c.fetchone()
-    else:
-        with cursor() as c:
+    elif not conn.queries_logged and not conn.execute_wrappers:
+        with hot_cursor(conn) as c:
+            c.execute(sql, params)
+            row = c.fetchone()
+    else:  # queries are watched (DEBUG's query log, a test counting queries)
+        with server_binding_cursor(conn) as c:
             c.execute(sql, params)
             row = c.fetchone()
     return None if row is None else row_type._make(row)
@@ -205,8 +157,8 @@ def digest_of_bearer(request, check_body: bool = True) -> str:
 def facts_of(row) -> Facts:
     return Facts(role=row.role, plan=row.plan, allow_codex_local=bool(row.allow_codex_local),
                  allow_access_tokens=bool(row.allow_access_tokens),
-                 custom_codex_local=bool(row.custom_local),
-                 custom_access_tokens=bool(row.custom_tokens))
+                 custom_codex_local=bool(row.custom_grants & CUSTOM_CODEX_LOCAL),
+                 custom_access_tokens=bool(row.custom_grants & CUSTOM_ACCESS_TOKENS))
 
 
 class OutsideRanges(Refusal):
@@ -224,10 +176,11 @@ def decide(row, now, ip: str | None) -> Grant:
     `Refusal`."""
     if row is None:
         raise Refusal(401, "invalid_token", "This access token does not exist.")
-    if row.revoked_at is not None:
-        raise Refusal(*REVOKED)
     expires_at = aware(row.expires_at)
-    if expires_at is not None and expires_at <= now:
+    status = status_of(row.revoked_at, expires_at, now)
+    if status == TokenStatus.REVOKED:
+        raise Refusal(*REVOKED)
+    if status == TokenStatus.EXPIRED:
         raise Refusal(*EXPIRED)
     if not ipranges.allows(row.allowed_ips, ip):
         raise OutsideRanges(row.token_id)
@@ -246,11 +199,11 @@ def decide(row, now, ip: str | None) -> Grant:
                  workspace_plan=row.plan, user_id=row.user_id, user_email=row.user_email)
 
 
-def check(digest: str, now, ip: str | None) -> Grant:
+def grant_for(digest: str, now, ip: str | None) -> Grant:
     """Decide whether the token with this digest may act now, from `ip`. Raises `Refusal`."""
     return decide(fetch_one(FACTS_SQL, {"digest": digest}), now, ip)
 
 
 def authenticate(request, now, ip: str | None) -> Grant:
     """Decide whether the bearer token of this request may act now. Raises `Refusal`."""
-    return check(digest_of_bearer(request), now, ip)
+    return grant_for(digest_of_bearer(request), now, ip)

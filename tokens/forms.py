@@ -4,10 +4,10 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from workspaces.forms import ConsoleForm, DateRangeForm
+from console.forms import ConsoleForm, DateRangeForm
 
 from . import ipranges
-from .services import NAME_MAX
+from .models import NAME_MAX
 
 PRESET_DAYS = (7, 30, 60, 90)
 CUSTOM = "custom"

@@ -27,9 +27,13 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils import timezone
 
-from . import demo_model, services
-from .api import error_response, guarded, json_response, not_found
-from .authn import Refusal, authenticate, check, digest_of_bearer
+from console.errors import error_response, json_response
+
+from . import demo_model
+from .api import not_found
+from .authn import Grant, Refusal, digest_of_bearer, grant_for
+from .handlers import authorize, guarded
+from .services import runs
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +44,17 @@ UPSTREAM_IDLE_TIMEOUT = 300
 _USER_AGENT_PRODUCT = re.compile(r"^([A-Za-z0-9_.-]+)/([0-9A-Za-z_.+-]+)")
 
 
-def _ids(grant) -> dict:
+def chatgpt_ids(grant: Grant) -> dict:
+    """The stable ids the CLI knows a user and a workspace by."""
     return {"chatgpt_user_id": f"user-{grant.user_id}",
             "chatgpt_account_id": f"workspace-{grant.workspace_id}"}
 
 
-@guarded("GET")
-def whoami(request, ip: str | None) -> HttpResponse:
-    now = timezone.now()
-    grant = authenticate(request, now, ip)
-    services.token_touch(grant=grant, ip=ip, now=now)
+@authorize("GET")
+def whoami(request, grant: Grant, ip: str | None) -> HttpResponse:
     return json_response({
         "email": grant.user_email,
-        **_ids(grant),
+        **chatgpt_ids(grant),
         "chatgpt_plan_type": grant.workspace_plan,
         "chatgpt_account_is_fedramp": False,
     })
@@ -78,13 +80,12 @@ plugins = false
 """
 
 
-@guarded("GET")
-def config_bundle(request, ip: str | None) -> HttpResponse:
+@authorize("GET", touch=False)
+def config_bundle(request, grant: Grant, ip: str | None) -> HttpResponse:
     """The workspace's managed configuration, as the CLI takes it: TOML fragments under
     `config_toml.enterprise_managed`. The console's settings (Codex Local, access tokens) are
     enforced by the console at every call; the fragment points the CLI's turns at the console,
     at the address the CLI reached it by."""
-    grant = authenticate(request, timezone.now(), ip)
     base_url = request.build_absolute_uri(_RESPONSES_PATH).removesuffix("/responses")
     contents = MANAGED_CONFIG.format(
         # JSON strings are TOML basic strings: quotes and backslashes escaped alike.
@@ -117,7 +118,7 @@ def _turn_metadata(request) -> dict:
     return metadata if isinstance(metadata, dict) else {}
 
 
-def _text(value, limit: int) -> str:
+def _storable(value, limit: int) -> str:
     """A string from the CLI's metadata as storable text: no NUL, nothing that is not UTF-8
     (a lone surrogate becomes "?"), at most `limit` characters; anything else is ""."""
     if not isinstance(value, str):
@@ -125,7 +126,7 @@ def _text(value, limit: int) -> str:
     return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
 
 
-def _body(request) -> bytes:
+def _turn_body(request) -> bytes:
     """The request body, decompressed (the CLI sends zstd), within the configured bounds."""
     limit = settings.CODEX_GATEWAY_MAX_BODY
     length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -162,19 +163,19 @@ def responses(request, ip: str | None) -> HttpResponse:
         raise Refusal(405, "method_not_allowed", "POST a turn here.")
     # The conversation may quote anything, a token included: only the header is looked at.
     digest = digest_of_bearer(request, check_body=False)
-    body = _body(request)
+    body = _turn_body(request)
     upstream = settings.CODEX_UPSTREAM_URL
     if not upstream and not settings.DEBUG:
-        check(digest, timezone.now(), ip)  # a refused token hears why, not that there is no model
+        grant_for(digest, timezone.now(), ip)  # a refused token hears why, not that there is no model
         raise Refusal(503, "no_model_provider",
                       "No model provider is configured for this console (CODEX_UPSTREAM_URL).")
     metadata = _turn_metadata(request)
     agent = request.META.get("HTTP_USER_AGENT", "")[:300]
-    thread_id = _text(metadata.get("thread_id"), 100) or request.META.get("HTTP_THREAD_ID", "")[:100]
-    grant, run_id = services.run_start(
+    thread_id = _storable(metadata.get("thread_id"), 100) or request.META.get("HTTP_THREAD_ID", "")[:100]
+    grant, run_id = runs.run_start(
         digest=digest, now=timezone.now(), client=_client_of(agent)[:200], ip=ip, agent=agent,
-        thread_id=thread_id, model=_text(metadata.get("model"), 100),
-        sandbox_mode=_text(metadata.get("sandbox_mode"), 50),
+        thread_id=thread_id, model=_storable(metadata.get("model"), 100),
+        sandbox_mode=_storable(metadata.get("sandbox_mode"), 50),
     )
     if not upstream:
         return _stream(demo_model.events(body, grant))

@@ -1,14 +1,82 @@
+"""Access tokens and the runs they start, and what the words for a token's state mean.
+
+"Active", "expired", "revoked", "idle", "expiring soon" and "outliving a lifetime limit" are
+defined here once each, twice over: as a `TokenQuerySet` filter (for lists and counts) and as
+an `AccessToken` method of the same name for a row already loaded; a test holds each pair to
+the same answer. ("Suspended" needs the policy: `tokens.selectors.suspended_creators`.)
+"""
+
+from datetime import UTC, datetime, time, timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from workspaces.models import Workspace
+
+# An active token not used for this long is idle.
+IDLE_AFTER = timedelta(days=30)
+# An active token that expires within this long expires soon (the banner, the list's note).
+SOON = timedelta(days=7)
 
 
 class TokenStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     EXPIRED = "expired", "Expired"
     REVOKED = "revoked", "Revoked"
+
+
+def status_of(revoked_at, expires_at, now) -> TokenStatus:
+    """A token's status from its two dates (revoked wins over expired)."""
+    if revoked_at is not None:
+        return TokenStatus.REVOKED
+    if expires_at is not None and expires_at <= now:
+        return TokenStatus.EXPIRED
+    return TokenStatus.ACTIVE
+
+
+def latest_expiry(workspace: Workspace, now: datetime) -> datetime | None:
+    """The latest a new token of this workspace may expire (None: no limit): the end, in UTC,
+    of the day that is the maximum lifetime away from today."""
+    days = workspace.max_token_lifetime_days
+    if days is None:
+        return None
+    last_day = now.astimezone(UTC).date() + timedelta(days=days)
+    return datetime.combine(last_day, time.max, tzinfo=UTC)
+
+
+class TokenQuerySet(models.QuerySet):
+    def active(self, now):
+        """Neither revoked nor expired."""
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+    def expired(self, now):
+        return self.filter(revoked_at__isnull=True, expires_at__lte=now)
+
+    def revoked(self):
+        return self.filter(revoked_at__isnull=False)
+
+    def idle(self, now):
+        """Active tokens not used in the last 30 days: never used and older than that, or last
+        used before then."""
+        cutoff = now - IDLE_AFTER
+        return self.active(now).filter(Q(last_used_at__lt=cutoff)
+                                       | Q(last_used_at__isnull=True, created_at__lt=cutoff))
+
+    def expiring_soon(self, now):
+        """Active tokens that expire within a week."""
+        return self.active(now).filter(expires_at__lte=now + SOON)
+
+    def outliving(self, limit: datetime | None, now):
+        """Active tokens that would outlive `limit` (a latest expiry; None: no limit)."""
+        if limit is None:
+            return self.none()
+        return self.active(now).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=limit))
+
+
+NAME_MAX = 100
 
 
 class AccessToken(models.Model):
@@ -24,7 +92,7 @@ class AccessToken(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="access_tokens"
     )
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=NAME_MAX)
     digest = models.CharField(max_length=64, unique=True)
     last_characters = models.CharField(max_length=4)
     created_at = models.DateTimeField(default=timezone.now)
@@ -53,6 +121,8 @@ class AccessToken(models.Model):
     reminded_week_at = models.DateTimeField(null=True, blank=True)
     reminded_day_at = models.DateTimeField(null=True, blank=True)
 
+    objects = TokenQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
@@ -75,20 +145,23 @@ class AccessToken(models.Model):
     def __str__(self):
         return f"{self.name} (…{self.last_characters})"
 
-    def status_at(self, now):
-        if self.revoked_at is not None:
-            return TokenStatus.REVOKED
-        if self.expires_at is not None and self.expires_at <= now:
-            return TokenStatus.EXPIRED
-        return TokenStatus.ACTIVE
+    # The Python twins of TokenQuerySet's filters, for a row already loaded.
 
-    @property
-    def status(self):
-        return self.status_at(timezone.now())
+    def status_at(self, now) -> TokenStatus:
+        return status_of(self.revoked_at, self.expires_at, now)
 
-    @property
-    def is_active(self):
-        return self.status == TokenStatus.ACTIVE
+    def active(self, now) -> bool:
+        return self.status_at(now) == TokenStatus.ACTIVE
+
+    def idle(self, now) -> bool:
+        return self.active(now) and (self.last_used_at or self.created_at) < now - IDLE_AFTER
+
+    def expiring_soon(self, now) -> bool:
+        return self.active(now) and self.expires_at is not None and self.expires_at <= now + SOON
+
+    def outliving(self, limit: datetime | None, now) -> bool:
+        return (limit is not None and self.active(now)
+                and (self.expires_at is None or self.expires_at > limit))
 
 
 class Run(models.Model):

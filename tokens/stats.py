@@ -58,7 +58,7 @@ class Filters:
         return self.user_id is not None or self.token_ids is not None
 
 
-def _runs(workspace, period: Period, filters: Filters):
+def _runs_in(workspace, period: Period, filters: Filters):
     runs = Run.objects.filter(workspace=workspace, started_at__gte=period.low,
                               started_at__lt=period.high)
     if filters.user_id is not None:
@@ -83,7 +83,7 @@ def per_day(workspace, period: Period, filters: Filters) -> list[tuple[date, int
         counts = dict(_run_days(workspace, period, filters)
                       .values("day").annotate(n=Sum("runs")).values_list("day", "n"))
     else:
-        counts = dict(_runs(workspace, period, filters)
+        counts = dict(_runs_in(workspace, period, filters)
                       .annotate(day=TruncDate("started_at", tzinfo=UTC))
                       .values("day").annotate(n=Count("id")).values_list("day", "n"))
     return [(day, counts.get(day, 0)) for day in period.days]
@@ -94,7 +94,7 @@ def top_members(workspace, period: Period, filters: Filters) -> list[tuple[int, 
     if filters.token_ids is None:
         rows = _run_days(workspace, period, filters).values("user_id").annotate(n=Sum("runs"))
     else:
-        rows = _runs(workspace, period, filters).values("user_id").annotate(n=Count("*"))
+        rows = _runs_in(workspace, period, filters).values("user_id").annotate(n=Count("*"))
     return list(rows.order_by("-n", "user_id").values_list("user_id", "n")[:TOP])
 
 
@@ -107,13 +107,13 @@ def top_tokens(workspace, period: Period, filters: Filters) -> list[tuple[int, i
     few weeks outside, not the year.
     """
     if filters.any:
-        return _top_counted(_runs(workspace, period, filters))
+        return _top_counted(_runs_in(workspace, period, filters))
     days = RunDay.objects.filter(workspace=workspace).aggregate(
         inside=Sum("runs", filter=Q(day__gte=period.first, day__lte=period.last)),
         everything=Sum("runs"))
     inside, everything = days["inside"] or 0, days["everything"] or 0
     if inside <= everything - inside:
-        return _top_counted(_runs(workspace, period, filters))
+        return _top_counted(_runs_in(workspace, period, filters))
     outside: dict[int, int] = {}
     everywhere = Run.objects.filter(workspace=workspace)
     parts = () if inside == everything else (everywhere.filter(started_at__lt=period.low),

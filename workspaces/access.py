@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from . import permissions
 from .models import Membership, Workspace
 from .permissions import ASK_FOR, ASK_FOR_ADMIN, Perm, can
 
@@ -38,18 +37,6 @@ def workspace_access(request, slug: str, perm: Perm | None = None) -> tuple[Work
     if request.session.get(SESSION_KEY) != slug:
         request.session[SESSION_KEY] = slug
     return membership.workspace, membership
-
-
-def token_page_access(request, slug: str) -> tuple[Workspace, Membership]:
-    """`workspace_access` for the Access tokens pages: whoever may use or manage tokens, and
-    any member who created a token in the workspace (to see and revoke their own)."""
-    from .rendering import created_tokens_here
-
-    workspace, membership = workspace_access(request, slug)
-    if not can(membership, Perm.VIEW_ACCESS_TOKENS):
-        if not permissions.can_open_token_page(membership, created_tokens_here(membership)):
-            raise MissingPermission(Perm.VIEW_ACCESS_TOKENS, membership)
-    return workspace, membership
 
 
 def current_membership(request) -> Membership | None:

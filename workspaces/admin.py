@@ -10,22 +10,11 @@ every workspace and audits it there.
 
 from django.contrib import admin
 
-from . import services
-from .audit import Actor
+from console.admin import ReadOnlyAdmin
+from console.audit import Actor
+
 from .models import AuditEvent, CustomRole, Group, Invitation, Membership, User, Workspace
-
-
-class ReadOnlyAdmin:
-    """For reading only: no add, no change, no delete."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from .services import users
 
 
 @admin.register(User)
@@ -45,10 +34,10 @@ class UserAdmin(admin.ModelAdmin):
         return False  # deactivate instead: runs and tokens point to users
 
     def save_model(self, request, obj, form, change):
-        services.user_update(user=obj, name=obj.name, is_staff=obj.is_staff,
+        users.user_update(user=obj, name=obj.name, is_staff=obj.is_staff,
                              actor=Actor.from_request(request))
         if "is_active" in form.changed_data:
-            services.user_set_active(user=obj, active=obj.is_active,
+            users.user_set_active(user=obj, active=obj.is_active,
                                      actor=Actor.from_request(request))
 
 

@@ -6,16 +6,10 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 
-from .models import CustomRole, Group, Membership, Role
+from console.forms import ConsoleForm, DateRangeForm
+
+from .models import CHOOSE_A_LIFETIME, TOKEN_LIFETIME_DAYS, CustomRole, Group, Membership, Role
 from .permissions import GRANTS
-
-
-class ConsoleForm(forms.Form):
-    """Labels without a trailing colon, as everywhere in the console."""
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("label_suffix", "")
-        super().__init__(*args, **kwargs)
 
 
 class EmailAuthenticationForm(AuthenticationForm):
@@ -36,7 +30,7 @@ class EmailAuthenticationForm(AuthenticationForm):
     }
 
 
-LIFETIME_CHOICES = [("", "No limit"), *((str(d), f"{d} days") for d in (7, 30, 60, 90, 365))]
+LIFETIME_CHOICES = [("", "No limit"), *((str(d), f"{d} days") for d in TOKEN_LIFETIME_DAYS)]
 
 
 class SettingsForm(ConsoleForm):
@@ -56,7 +50,7 @@ class SettingsForm(ConsoleForm):
         label="Maximum token lifetime", choices=LIFETIME_CHOICES, required=False, coerce=int,
         empty_value=None,
         help_text="New tokens must expire within it; “No expiration” is no longer offered.",
-        error_messages={"invalid_choice": "Choose no limit, or 7, 30, 60, 90 or 365 days."},
+        error_messages={"invalid_choice": CHOOSE_A_LIFETIME},
     )
     shown_allow_codex_local = forms.BooleanField(required=False, widget=forms.HiddenInput)
     shown_allow_access_tokens = forms.BooleanField(required=False, widget=forms.HiddenInput)
@@ -174,23 +168,6 @@ class CustomRoleForm(ConsoleForm):
             **{f"grants_{key}": key in data["permissions"] for key, _ in PERMISSION_CHOICES},
             "groups": data["groups"],
         }
-
-
-class DateRangeForm(ConsoleForm):
-    """A list filter over whole days, From and To both included (UTC)."""
-
-    start = forms.DateField(label="From", required=False,
-                            widget=forms.DateInput(attrs={"type": "date"}),
-                            error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
-    end = forms.DateField(label="To", required=False,
-                          widget=forms.DateInput(attrs={"type": "date"}),
-                          error_messages={"invalid": "Enter a date as YYYY-MM-DD."})
-
-    def clean(self):
-        data = super().clean()
-        if data.get("start") and data.get("end") and data["start"] > data["end"]:
-            self.add_error("end", "The end date must be on or after the start date.")
-        return data
 
 
 class AuditFilterForm(DateRangeForm):

@@ -56,6 +56,12 @@ class Plan(models.TextChoices):
     EDU = "edu", "Edu"
 
 
+# The longest a workspace may let access tokens live (days), besides no limit at all.
+TOKEN_LIFETIME_DAYS = (7, 30, 60, 90, 365)
+CHOOSE_A_LIFETIME = (f"Choose no limit, or {', '.join(map(str, TOKEN_LIFETIME_DAYS[:-1]))} or "
+                     f"{TOKEN_LIFETIME_DAYS[-1]} days.")
+
+
 class Workspace(models.Model):
     name = models.CharField(max_length=100)
     slug = models.SlugField(max_length=50, unique=True)
@@ -67,7 +73,7 @@ class Workspace(models.Model):
     # The longest an access token may live, in days; None: no limit.
     max_token_lifetime_days = models.PositiveIntegerField(
         "Maximum token lifetime", null=True, blank=True,
-        choices=[(d, f"{d} days") for d in (7, 30, 60, 90, 365)],
+        choices=[(d, f"{d} days") for d in TOKEN_LIFETIME_DAYS],
     )
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -108,10 +114,6 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.workspace} ({self.role})"
-
-    @property
-    def is_admin(self):
-        return self.role in (Role.OWNER, Role.ADMIN)
 
 
 class Group(models.Model):

@@ -4,8 +4,8 @@ Everything the console or the API allows is decided here, from facts about one m
 its built-in role, the workspace's plan and Codex Local toggles, and what custom roles held
 through the member's groups grant. Views and services ask `can()` and the object rules below
 (services ask again after they lock what they change); the API asks `holds()` with the same
-facts fetched in one query, and its one-statement run start uses `TOKEN_USE_SQL`, the same rule
-written in SQL. Nothing else decides.
+facts fetched in one query, and its one-statement run start (tokens/sql/run_start.sql) writes
+the same rule in SQL, its plans and roles taken from `sql_parameters()`. Nothing else decides.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from enum import StrEnum
 from functools import lru_cache
 
 from django.db.models import Q, QuerySet
+
+from console.errors import Forbidden
 
 from .models import CustomRole, Membership, Plan, Role
 
@@ -130,14 +132,12 @@ def may_use_tokens(perms: frozenset[Perm]) -> bool:
     return Perm.USE_CODEX_LOCAL in perms and Perm.USE_ACCESS_TOKENS in perms
 
 
-# `holds()`'s rule for "may use an access token", as a SQL boolean over the columns of the API's
-# facts row (`f`): the API records a run in one statement with it. The policy matrix runs
-# through the API as well as through `can()`, so the two forms cannot drift apart unnoticed.
-TOKEN_USE_SQL = (
-    "(f.plan IN ('business', 'enterprise') AND (f.role IN ('owner', 'admin') "
-    "OR (f.role = 'member' AND (f.allow_codex_local OR f.custom_local) "
-    "AND (f.allow_access_tokens OR f.custom_tokens))))"
-)
+def sql_parameters() -> dict:
+    """The names `holds()`'s rule for "may use an access token" depends on, for its SQL form in
+    tokens/sql/run_start.sql. The policy matrix runs through the API as well as through `can()`
+    on PostgreSQL, so the two forms cannot drift apart unnoticed."""
+    return {"token_plans": sorted(TOKEN_PLANS), "admin_roles": sorted(ADMIN_ROLES),
+            "member_role": str(Role.MEMBER)}
 
 
 def _custom_grants(workspace_id: int, membership_ids: Iterable[int]) -> dict[int, tuple[bool, ...]]:
@@ -209,6 +209,12 @@ def perms_of_many(memberships: Iterable[Membership], **workspace_settings) -> di
 
 def can(membership: Membership | None, perm: Perm) -> bool:
     return membership is not None and perm in perms_of(membership)
+
+
+def require(membership: Membership, perm: Perm) -> None:
+    """For services, after their locked read: `Forbidden` (with what to ask for) without `perm`."""
+    if not can(membership, perm):
+        raise Forbidden(ASK_FOR.get(perm, ASK_FOR_ADMIN))
 
 
 # Members and roles --------------------------------------------------------------------------
@@ -306,17 +312,15 @@ def visible_tokens(actor: Membership, tokens: QuerySet) -> QuerySet:
 def can_see_token(actor: Membership, token) -> bool:
     """Owners and admins see (and revoke) every token of the workspace; its creator always
     sees and revokes their own; nobody else."""
-    if token.workspace_id != actor.workspace_id:
-        return False
-    return token.created_by_id == actor.user_id or can_see_all_tokens(actor)
+    return owns_token(actor, token) or (token.workspace_id == actor.workspace_id
+                                        and can_see_all_tokens(actor))
 
 
-def can_revoke_token(actor: Membership, token) -> bool:
-    return can_see_token(actor, token)
-
+def owns_token(actor: Membership, token) -> bool:
+    """Whether `actor` created this token (in this workspace)."""
+    return token.workspace_id == actor.workspace_id and token.created_by_id == actor.user_id
 
 
 def can_rotate_token(actor: Membership, token) -> bool:
     """Only a token's creator rotates it, and only while they may still make tokens."""
-    return (token.workspace_id == actor.workspace_id and token.created_by_id == actor.user_id
-            and can(actor, Perm.USE_ACCESS_TOKENS))
+    return owns_token(actor, token) and can(actor, Perm.USE_ACCESS_TOKENS)

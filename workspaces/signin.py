@@ -21,7 +21,7 @@ from django.conf import settings
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
-from .audit import client_ip
+from console.addresses import client_ip
 
 logger = logging.getLogger(__name__)
 

@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tokens.services import token_create
-from workspaces.audit import Actor
-from workspaces.errors import ServiceError
+from console.audit import Actor
+from console.errors import ServiceError
+from tokens.services.lifecycle import token_create
 from workspaces.models import Membership
 
 

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from tokens.services import PRUNE_BATCH, runs_prune
+from tokens.services.retention import PRUNE_BATCH, runs_prune
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from tokens.services import send_token_reminders
+from tokens.services.reminders import send_token_reminders
 
 
 class Command(BaseCommand):

@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from workspaces.audit import Actor
-from workspaces.errors import ServiceError
+from console.audit import Actor
+from console.errors import ServiceError
 from workspaces.models import Membership, Plan
-from workspaces.services import workspace_create
+from workspaces.services.settings import workspace_create
 
 
 class Command(BaseCommand):

@@ -1,12 +1,12 @@
-"""Rendering a page inside the console layout, shared by every app's views."""
+"""Every workspace page is rendered inside the console layout: the sidebar needs the workspace,
+what the viewer may open, and the viewer's other workspaces."""
 
-from django.core.paginator import Paginator
 from django.shortcuts import render
+
+from tokens.interface import created_tokens_here
 
 from .models import Membership
 from .permissions import Perm, perms_of, plan_supports_tokens
-
-PAGE_SIZE = 25
 
 
 def render_console(request, template, membership, active, context=None, status=200):
@@ -26,20 +26,3 @@ def render_console(request, template, membership, active, context=None, status=2
     }
     ctx.update(context or {})
     return render(request, template, ctx, status=status)
-
-
-def created_tokens_here(membership) -> bool:
-    from tokens.models import AccessToken
-
-    return AccessToken.objects.filter(workspace_id=membership.workspace_id,
-                                      created_by_id=membership.user_id).exists()
-
-
-def paginate(request, queryset, per_page=PAGE_SIZE):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
-
-
-def apply_error(form, error):
-    """Show a service's refusal on the form: on its field when the form has it."""
-    field = error.field if error.field in form.fields else None
-    form.add_error(field, error.message)

@@ -1,7 +1,6 @@
-"""Keyset pagination for long, newest-first lists (runs, audit events).
-
-A page is found by the (time, id) of the last row of the previous page, through the index
-that orders the list; nothing counts the whole table.
+"""Pages of long lists: numbered pages (`paginate`), and keyset pages for long, newest-first
+lists (runs, audit events): a keyset page is found by the (time, id) of the last row of the
+previous page, through the index that orders the list; nothing counts the whole table.
 """
 
 from __future__ import annotations
@@ -9,7 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.paginator import Paginator
 from django.db.models import Q
+
+PAGE_SIZE = 25
+
+
+def paginate(request, queryset, per_page=PAGE_SIZE):
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
 @dataclass

@@ -14,19 +14,20 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from tokens import throttle
+from console import throttle
+from console.addresses import client_ip
+from console.audit import Actor
+from console.errors import ServiceError
+from console.rendering import apply_error
 
-from . import services
-from .audit import Actor, client_ip
-from .errors import ServiceError
-from .forms import (
+from ..forms import (
     ConsolePasswordResetForm,
     ConsoleSetPasswordForm,
     EmailAuthenticationForm,
     InvitationAccountForm,
 )
-from .models import User
-from .rendering import apply_error
+from ..models import User
+from ..services import members as members_services
 
 RESET_WINDOW = 3600
 
@@ -69,7 +70,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 
 def _invitation_or_gone(request, key):
-    invitation = services.invitation_by_key(key)
+    invitation = members_services.invitation_by_key(key)
     if invitation is None:
         return None, render(request, "invitations/invalid.html", status=404)
     return invitation, None
@@ -99,7 +100,7 @@ def invitation(request, key):
     if request.method == "GET" or not request.user.is_authenticated:
         return _invitation_page(request, invitation, key)
     try:
-        services.invitation_accept(invitation=invitation, user=request.user,
+        members_services.invitation_accept(invitation=invitation, user=request.user,
                                    actor=Actor.from_request(request))
     except ServiceError as error:
         if error.status == 404:
@@ -135,7 +136,7 @@ def invitation_create_account(request, key):
     form = InvitationAccountForm(request.POST)
     if form.is_valid():
         try:
-            user = services.invitation_create_account(
+            user = members_services.invitation_create_account(
                 invitation=invitation, name=form.cleaned_data["name"],
                 password=form.cleaned_data["password1"], actor=Actor.from_request(request),
             )

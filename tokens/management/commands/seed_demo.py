@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from tokens import codec
 from tokens.models import AccessToken, Run
-from tokens.services import rollups_rebuild
+from tokens.services.runs import rollups_rebuild
 from workspaces.models import (
     AuditEvent,
     CustomRole,

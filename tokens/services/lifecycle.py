@@ -1,0 +1,370 @@
+"""The lifecycle of access tokens: create, rotate, revoke (one, the selected, a member's, the
+leaked, the suspended) and shorten to the workspace's maximum lifetime."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from console.audit import Actor
+from console.errors import Forbidden, ServiceError
+from console.locking import for_update
+from console.mail import compose, send_on_commit
+from workspaces import permissions
+from workspaces.audit import record
+from workspaces.models import Membership, User, Workspace
+from workspaces.permissions import Perm
+from workspaces.selectors import lock_members
+
+from .. import codec, ipranges
+from ..models import NAME_MAX, AccessToken, latest_expiry
+from ..selectors import suspended_creators
+
+
+class AlreadySubmitted(ServiceError):
+    """The create form was posted before: its token exists and was shown once already."""
+
+    def __init__(self, token: AccessToken):
+        super().__init__(
+            f"This form was already submitted: the access token “{token.name}” was created "
+            "and shown once. Its value cannot be shown again; revoke it and create a new one "
+            "if you did not copy it.",
+            status=409,
+        )
+        self.token = token
+
+
+def _check_lifetime(workspace: Workspace, expires_at: datetime | None, now: datetime) -> None:
+    limit = latest_expiry(workspace, now)
+    if limit is None:
+        return
+    days = workspace.max_token_lifetime_days
+    if expires_at is None:
+        raise ServiceError(f"Tokens in {workspace.name} must expire within {days} days: choose "
+                           "an expiration.", "expiration")
+    if expires_at > limit:
+        raise ServiceError(f"Tokens in {workspace.name} may live at most {days} days: choose an "
+                           f"expiration on or before {limit:%b %-d, %Y}.", "expiration")
+
+
+@sensitive_variables("plaintext")
+def _mint(*, membership: Membership, name: str, expires_at: datetime | None, allowed_ips: str,
+          request_key: str, now: datetime, replaces: AccessToken | None = None,
+          ) -> tuple[AccessToken, str]:
+    """A new token row and its plaintext (inside the caller's transaction)."""
+    plaintext = codec.generate()
+    try:
+        with transaction.atomic():
+            token = AccessToken.objects.create(
+                workspace=membership.workspace, created_by=membership.user, name=name,
+                digest=codec.digest(plaintext), last_characters=plaintext[-4:], created_at=now,
+                expires_at=expires_at, allowed_ips=allowed_ips, request_key=request_key or "",
+                replaces=replaces,
+            )
+    except IntegrityError:
+        existing = AccessToken.objects.filter(created_by=membership.user,
+                                              request_key=request_key).first()
+        if request_key and existing is not None:
+            raise AlreadySubmitted(existing) from None
+        raise
+    return token, plaintext
+
+
+def _lock_creator(membership: Membership, request_key: str | None) -> Membership:
+    """The member, locked (so the name and request-key checks hold), who must still be an
+    active member holding the access token permission on a plan that has tokens. The workspace
+    row is locked first (the lifetime limit read from it holds until the token is saved, as
+    lowering it and shortening tokens lock it too), then the user's (a deactivation, which locks
+    it before revoking the user's tokens, either comes first and is seen here, or waits and then
+    revokes this token too)."""
+    list(for_update(Workspace.objects.filter(pk=membership.workspace_id)).values("pk"))
+    active = for_update(User.objects.filter(pk=membership.user_id)).values_list(
+        "is_active", flat=True)
+    if not any(active):
+        raise Forbidden("This account is deactivated.")
+    (membership,) = lock_members(membership)
+    if request_key:
+        existing = AccessToken.objects.filter(created_by=membership.user,
+                                              request_key=request_key).first()
+        if existing is not None:
+            raise AlreadySubmitted(existing)
+    if not permissions.plan_supports_tokens(membership.workspace.plan):
+        raise Forbidden("Codex access tokens need a Business or Enterprise plan.")
+    if not permissions.can(membership, Perm.USE_ACCESS_TOKENS):
+        raise Forbidden(permissions.ASK_FOR_TOKENS)
+    return membership
+
+
+@sensitive_variables("plaintext")
+@transaction.atomic
+def token_create(
+    *,
+    membership: Membership,
+    actor: Actor,
+    name: str,
+    expires_at: datetime | None,
+    allowed_ips: str = "",
+    request_key: str | None = None,
+) -> tuple[AccessToken, str]:
+    """Create an access token acting as `membership`'s user; returns it and its plaintext.
+
+    The plaintext is returned once and never stored: only its SHA-256 digest is. Posting the
+    same `request_key` twice creates one token and raises `AlreadySubmitted` the second time.
+    The workspace's maximum token lifetime holds, whatever the form offered.
+    """
+    membership = _lock_creator(membership, request_key)
+    workspace, user = membership.workspace, membership.user
+    now = timezone.now()
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Enter a name for the token.", "name")
+    if len(name) > NAME_MAX:
+        raise ServiceError(f"The name can be at most {NAME_MAX} characters.", "name")
+    if expires_at is not None and expires_at <= now:
+        raise ServiceError("The expiration must be in the future.", "expiration")
+    _check_lifetime(workspace, expires_at, now)
+    try:
+        allowed_ips = ipranges.to_text(ipranges.parse(allowed_ips))
+    except ipranges.RangeError as error:
+        raise ServiceError(str(error), "allowed_ips") from None
+    clash = AccessToken.objects.filter(workspace=workspace, created_by=user, name=name,
+                                       replaced_by__isnull=True).active(now)
+    if clash.exists():
+        raise ServiceError(
+            f"You already have an active token called “{name}”. Choose another name.", "name"
+        )
+    token, plaintext = _mint(membership=membership, name=name, expires_at=expires_at,
+                             allowed_ips=allowed_ips, request_key=request_key, now=now)
+    record(
+        workspace=workspace, actor=actor, action="token.created", target=name, token_id=token.pk,
+        details={
+            "token_id": token.pk,
+            "last_characters": token.last_characters,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"allowed_ips": allowed_ips.split("\n")} if allowed_ips else {}),
+        },
+    )
+    return token, plaintext
+
+
+OVERLAPS = {"0": timedelta(0), "1h": timedelta(hours=1), "24h": timedelta(hours=24),
+            "7d": timedelta(days=7)}
+
+
+@sensitive_variables("plaintext")
+@transaction.atomic
+def token_rotate(*, token: AccessToken, acting: Membership, actor: Actor, overlap: str,
+                 request_key: str | None = None) -> tuple[AccessToken, str]:
+    """Replace a token with a new one: the same name, the same lifetime counted from now (within
+    the workspace's limit) and the same allowed ranges. The old token works until the overlap
+    ends and then expires (`0`: it is revoked at once). Only its creator rotates a token, and
+    only while it is active and not yet replaced. One audit event names both tokens."""
+    if overlap not in OVERLAPS:
+        raise ServiceError("Choose how long the old token keeps working: 0, 1h, 24h or 7d.",
+                           "overlap")
+    acting = _lock_creator(acting, request_key)
+    now = timezone.now()
+    old = for_update(AccessToken.objects.select_related("workspace", "created_by")
+                     .filter(pk=token.pk)).first()
+    if old is None or not permissions.can_rotate_token(acting, old):
+        raise Forbidden("Only the token's creator can rotate it.")
+    if not old.active(now):
+        raise ServiceError("Only an active token can be rotated.")
+    if AccessToken.objects.filter(replaces=old).exists():
+        raise ServiceError("This token was rotated already: rotate its replacement instead.")
+    workspace = acting.workspace
+    expires_at, capped = None, False
+    if old.expires_at is not None:
+        expires_at = now + (old.expires_at - old.created_at)
+    limit = latest_expiry(workspace, now)
+    if limit is not None and (expires_at is None or expires_at > limit):
+        expires_at, capped = limit, True
+    new, plaintext = _mint(membership=acting, name=old.name, expires_at=expires_at,
+                           allowed_ips=old.allowed_ips, request_key=request_key, now=now,
+                           replaces=old)
+    old_expires_before = old.expires_at
+    if OVERLAPS[overlap]:
+        ends = now + OVERLAPS[overlap]
+        if old.expires_at is None or old.expires_at > ends:
+            AccessToken.objects.filter(pk=old.pk).update(expires_at=ends)
+            old.expires_at = ends
+    else:
+        AccessToken.objects.filter(pk=old.pk).update(revoked_at=now, revoked_by=actor.user)
+        old.revoked_at, old.revoked_by = now, actor.user
+    record(
+        workspace=workspace, actor=actor, action="token.rotated", target=old.name,
+        token_id=old.pk,
+        details={
+            "token_id": old.pk, "last_characters": old.last_characters,
+            "replacement_id": new.pk, "replacement_last_characters": new.last_characters,
+            "overlap": overlap,
+            "old_token_works_until": (old.revoked_at or old.expires_at or now).isoformat(),
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            **({"shortened_to_the_workspace_limit": True} if capped else {}),
+            **({"old_expires_at": old_expires_before.isoformat()} if old_expires_before else {}),
+        },
+    )
+    return new, plaintext
+
+
+REVOKERS = {"leak report": "a leak report: the token was found where others can see it, and "
+                           "reported to the console"}
+
+
+def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
+    """Revoke one token inside the caller's transaction; False if it was revoked already.
+
+    The conditional UPDATE takes the row lock, so a run being recorded for this token either
+    committed before the revocation or sees it and is refused. When someone other than its
+    creator revokes it (an owner, an admin, a leak report), the creator is mailed once the
+    revocation commits.
+    """
+    now = timezone.now()
+    changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=actor.user
+    )
+    if not changed:
+        return False
+    token.revoked_at, token.revoked_by = now, actor.user
+    details = {"token_id": token.pk, "last_characters": token.last_characters,
+               "created_by": token.created_by.email}
+    if reason:
+        details["reason"] = reason
+    record(
+        workspace=token.workspace, actor=actor, action="token.revoked", target=token.name,
+        details=details, token_id=token.pk,
+    )
+    if actor.user is None or actor.user.pk != token.created_by_id:
+        by = (f"{actor.user.display_name} ({actor.user.email})" if actor.user
+              else REVOKERS.get(reason, "the console"))
+        send_on_commit(compose("token_revoked", token.created_by.email, {
+            "token": token, "by": by, "reason": reason,
+            "url": settings.SITE_URL + reverse("tokens:detail",
+                                               args=[token.workspace.slug, token.pk]),
+        }))
+    return True
+
+
+@transaction.atomic
+def token_revoke(*, token: AccessToken, acting: Membership, actor: Actor, reason: str = "") -> bool:
+    """Revoke a token as `acting`, if the policy lets them see it. Idempotent: a second call
+    changes nothing and records nothing (and returns False)."""
+    acting = _lock_acting(acting)
+    if not permissions.can_see_token(acting, token):
+        raise Forbidden("You cannot revoke this access token.")
+    return _revoke(token, actor, reason)
+
+
+def tokens_revoke_for_member(*, membership: Membership, actor: Actor, reason: str) -> int:
+    """Revoke every active token a member created in the workspace (inside the caller's
+    transaction, which has locked the membership). Returns how many were revoked."""
+    tokens = AccessToken.objects.filter(
+        workspace_id=membership.workspace_id, created_by_id=membership.user_id,
+    ).active(timezone.now()).select_related("workspace", "created_by")
+    return sum(_revoke(t, actor, reason) for t in tokens)
+
+
+@transaction.atomic
+def tokens_revoke_selected(*, ids, acting: Membership, actor: Actor) -> dict:
+    """Revoke the tokens with these ids, each as if one by one (each audited). Tokens `acting`
+    may not revoke (not theirs, another workspace's, unknown) are left alone and counted, and
+    so are those already revoked: {"revoked": [names], "already": n, "refused": n}."""
+    acting = _lock_acting(acting)
+    wanted, unreadable = set(), 0
+    for value in set(ids):
+        try:
+            number = int(str(value), 10)
+        except ValueError:
+            number = 0
+        if 0 < number < 2**63:
+            wanted.add(number)
+        else:
+            unreadable += 1
+    tokens = list(permissions.visible_tokens(acting, AccessToken.objects.filter(pk__in=wanted))
+                  .select_related("workspace", "created_by").order_by("name", "id"))
+    result = {"revoked": [], "already": 0,
+              "refused": unreadable + len(wanted) - len(tokens)}
+    for token in tokens:
+        if _revoke(token, actor, "revoked with others selected on the list"):
+            result["revoked"].append(token.name)
+        else:
+            result["already"] += 1
+    return result
+
+
+@transaction.atomic
+def tokens_revoke_member(*, membership: Membership, acting: Membership, actor: Actor) -> int:
+    """Revoke every active token a member created in the workspace (owners and admins)."""
+    membership, acting = lock_members(membership, acting)
+    if not permissions.can_see_all_tokens(acting) or membership.workspace_id != acting.workspace_id:
+        raise Forbidden("Only owners and admins can revoke another member's tokens.")
+    return tokens_revoke_for_member(membership=membership, actor=actor,
+                                    reason="all of the member's tokens revoked")
+
+
+@transaction.atomic
+def tokens_shorten(*, acting: Membership, actor: Actor) -> int:
+    """Shorten every active token that outlives the workspace's maximum lifetime to it (each
+    audited, before and after). Owners and admins. Returns how many."""
+    workspace = for_update(Workspace.objects.filter(pk=acting.workspace_id)).get()
+    acting = _lock_acting(acting)
+    if not permissions.can_see_all_tokens(acting):
+        raise Forbidden("Only owners and admins can shorten other members' tokens.")
+    now = timezone.now()
+    limit = latest_expiry(workspace, now)
+    count = 0
+    for token in for_update(AccessToken.objects.filter(workspace=workspace)
+                            .outliving(limit, now)):
+        before = token.expires_at
+        AccessToken.objects.filter(pk=token.pk).update(expires_at=limit)
+        record(workspace=workspace, actor=actor, action="token.shortened", target=token.name,
+               token_id=token.pk, details={
+                   "token_id": token.pk, "last_characters": token.last_characters,
+                   "expires_at": {"before": before.isoformat() if before else None,
+                                  "after": limit.isoformat()},
+                   "limit_days": workspace.max_token_lifetime_days})
+        count += 1
+    return count
+
+
+LEAK_REPORT = "leak report"
+
+
+@transaction.atomic
+def tokens_revoke_leaked(*, strings, actor: Actor) -> int:
+    """A leak report: revoke every active token among `strings` (each audited in its own
+    workspace as reported leaked, its creator mailed). Anything else among them (revoked,
+    expired, unknown, malformed) is ignored. Returns how many were revoked; the caller must not
+    tell anyone."""
+    digests = {codec.digest(s) for s in strings if codec.classify(s) is codec.Kind.ACCESS_TOKEN}
+    if not digests:
+        return 0
+    tokens = for_update(AccessToken.objects.filter(digest__in=digests).active(timezone.now())
+                        .select_related("workspace", "created_by"))
+    return sum(_revoke(token, actor, LEAK_REPORT) for token in tokens)
+
+
+def _lock_acting(acting: Membership) -> Membership:
+    return lock_members(acting)[0]
+
+
+@transaction.atomic
+def tokens_revoke_suspended(*, acting: Membership, actor: Actor) -> int:
+    """Revoke every active token of the workspace whose creator no longer holds the access
+    token permission (each audited). Owners and admins only. Returns how many."""
+    workspace = for_update(Workspace.objects.filter(pk=acting.workspace_id)).get()
+    acting = _lock_acting(acting)
+    if not permissions.can_see_all_tokens(acting):
+        raise Forbidden("Only owners and admins can revoke other members' tokens.")
+    stopped = suspended_creators(workspace)
+    tokens = AccessToken.objects.filter(workspace=workspace, created_by_id__in=stopped).active(
+        timezone.now()).select_related("workspace", "created_by")
+    reason = "suspended: the creator lacks the access token permission"
+    return sum(_revoke(t, actor, reason) for t in tokens)
+
+

@@ -1,0 +1,252 @@
+"""Members and invitations: inviting by email (and the invitation's own page: creating an
+account, accepting), resending and cancelling invitations, changing a member's role and
+removing a member (which revokes their access tokens)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.urls import reverse
+from django.utils import timezone
+
+from console.audit import Actor
+from console.errors import Forbidden, ServiceError
+from console.locking import for_update
+from console.mail import compose, send_now
+from tokens.interface import revoke_member_tokens
+
+from .. import permissions
+from ..audit import record
+from ..models import Invitation, Membership, User, Workspace
+from ..selectors import lock_members, lock_owners
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+@transaction.atomic
+def member_change_role(
+    *, membership: Membership, acting: Membership, actor: Actor, role: str
+) -> Membership:
+    """Change a member's built-in role, as the policy allows `acting` for the member's role now.
+    A workspace always keeps at least one owner."""
+    owners = lock_owners(membership.workspace_id)
+    membership, acting = lock_members(membership, acting)
+    refusal = permissions.refuse_role_change(acting, membership, role, owners)
+    if refusal:
+        raise Forbidden(refusal, "role")
+    before = membership.role
+    if before == role:
+        return membership
+    membership.role = role
+    membership.save(update_fields=["role"])
+    record(
+        workspace=membership.workspace, actor=actor, action="member.role_changed",
+        target=membership.user.email, details={"before": before, "after": role},
+    )
+    return membership
+
+
+@transaction.atomic
+def member_remove(*, membership: Membership, acting: Membership, actor: Actor) -> None:
+    """Remove a member: their group places go, and their access tokens are revoked."""
+    owners = lock_owners(membership.workspace_id)
+    membership, acting = lock_members(membership, acting)
+    refusal = permissions.refuse_member_removal(acting, membership, owners)
+    if refusal:
+        raise Forbidden(refusal)
+    workspace = membership.workspace
+    revoked = revoke_member_tokens(membership=membership, actor=actor, reason="member removed")
+    email, role = membership.user.email, membership.role
+    membership.delete()
+    record(
+        workspace=workspace, actor=actor, action="member.removed", target=email,
+        details={"role": role, "tokens_revoked": revoked},
+    )
+
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def invitation_url(base_url: str, key: str) -> str:
+    return base_url.rstrip("/") + reverse("invitation", args=[key])
+
+
+def send_invitation(invitation: Invitation, key: str, base_url: str, inviter: User | None):
+    try:
+        send_now(compose("invitation", invitation.email, {
+            "invitation": invitation,
+            "inviter": inviter,
+            "url": invitation_url(base_url, key),
+        }))
+    except Exception as error:
+        raise ServiceError(
+            "The invitation mail could not be sent, so nothing was saved. Try again shortly."
+        ) from error
+
+
+def new_invitation_key(invitation: Invitation, now) -> str:
+    key = secrets.token_urlsafe(32)
+    invitation.key_digest = _digest(key)
+    invitation.sent_at = now
+    invitation.expires_at = now + INVITATION_LIFETIME
+    return key
+
+
+@transaction.atomic
+def member_invite(
+    *, workspace: Workspace, acting: Membership, actor: Actor, email: str, role: str,
+    base_url: str,
+) -> Invitation:
+    """Invite `email` to join with `role`, by mail. The answer does not depend on whether the
+    email has an account anywhere. Inviting an email that has an open invitation sends it again
+    (with a new key, the new role and a new expiry)."""
+    email = User.objects.normalize_email((email or "").strip()).lower()
+    if not email:
+        raise ServiceError("Enter an email address.", "email")
+    (acting,) = lock_members(acting)
+    refusal = permissions.refuse_invitation(acting, role)
+    if refusal:
+        raise Forbidden(refusal, "role")
+    if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
+        raise ServiceError(f"{email} is already a member of {workspace.name}.", "email")
+    now = timezone.now()
+    invitation = for_update(
+        Invitation.objects.annotate(lemail=Lower("email"))
+        .filter(workspace=workspace, lemail=email, accepted_at__isnull=True,
+                cancelled_at__isnull=True)
+    ).first()
+    action = "invitation.resent" if invitation else "invitation.sent"
+    details = {"role": role}
+    if invitation is None:
+        invitation = Invitation(workspace=workspace, email=email, created_at=now)
+    else:
+        # Sending it again replaces its role: the acting member must be allowed to touch the
+        # open one too (an admin cannot turn an owner's owner invitation into a member's).
+        if permissions.refuse_invitation(acting, invitation.role):
+            raise Forbidden(f"{email} has an open invitation as {invitation.get_role_display()}"
+                            " that only an owner can change or send again.", "email")
+        if invitation.role != role:
+            details = {"role": {"before": invitation.role, "after": role}}
+    invitation.role = role
+    invitation.invited_by = actor.user
+    key = new_invitation_key(invitation, now)
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError:
+        raise ServiceError(f"{email} was invited a moment ago. Reload the page.", "email") from None
+    record(workspace=workspace, actor=actor, action=action, target=email, details=details)
+    send_invitation(invitation, key, base_url, actor.user)
+    return invitation
+
+
+def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[Invitation, Membership]:
+    (acting,) = lock_members(acting)
+    invitation = for_update(Invitation.objects.select_related("workspace").filter(
+        pk=invitation.pk, workspace_id=acting.workspace_id)).first()
+    if invitation is None or invitation.accepted_at or invitation.cancelled_at:
+        raise ServiceError("That invitation was accepted or cancelled meanwhile.")
+    refusal = permissions.refuse_invitation(acting, invitation.role)
+    if refusal:
+        raise Forbidden(refusal)
+    return invitation, acting
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, acting: Membership, actor: Actor,
+                      base_url: str) -> Invitation:
+    """Send the invitation again with a new key (the old link stops working) and a new expiry."""
+    invitation, acting = _lock_open_invitation(invitation, acting)
+    key = new_invitation_key(invitation, timezone.now())
+    invitation.save(update_fields=["key_digest", "sent_at", "expires_at"])
+    record(workspace=invitation.workspace, actor=actor, action="invitation.resent",
+           target=invitation.email, details={"role": invitation.role})
+    send_invitation(invitation, key, base_url, actor.user)
+    return invitation
+
+
+@transaction.atomic
+def invitation_cancel(*, invitation: Invitation, acting: Membership, actor: Actor) -> Invitation:
+    invitation, acting = _lock_open_invitation(invitation, acting)
+    invitation.cancelled_at = timezone.now()
+    invitation.save(update_fields=["cancelled_at"])
+    record(workspace=invitation.workspace, actor=actor, action="invitation.cancelled",
+           target=invitation.email, details={"role": invitation.role})
+    return invitation
+
+
+def invitation_by_key(key: str) -> Invitation | None:
+    """The open invitation with this key, or None (unknown, used, cancelled or expired)."""
+    invitation = Invitation.objects.select_related("workspace", "invited_by").filter(
+        key_digest=_digest(key or "")).first()
+    if invitation is None or not invitation.is_open_at(timezone.now()):
+        return None
+    return invitation
+
+
+def _lock_usable(invitation: Invitation) -> Invitation:
+    """The invitation, locked, if it is still open under the key it was found by (a resend
+    meanwhile gave it a new key: the old link no longer works)."""
+    invitation = for_update(Invitation.objects.select_related("workspace").filter(
+        pk=invitation.pk, key_digest=invitation.key_digest)).first()
+    if invitation is None or not invitation.is_open_at(timezone.now()):
+        raise ServiceError("This invitation is no longer valid.", status=404)
+    return invitation
+
+
+@transaction.atomic
+def invitation_create_account(
+    *, invitation: Invitation, name: str, password: str, actor: Actor
+) -> User:
+    """Create the account an invitation's email does not have yet (it does not join yet)."""
+    invitation = _lock_usable(invitation)
+    name = (name or "").strip()
+    if not name:
+        raise ServiceError("Enter your name.", "name")
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise ServiceError("An account with this email exists already: sign in instead.")
+    user = User(email=invitation.email, name=name[:150])
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise ServiceError(" ".join(error.messages), "password1") from None
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        raise ServiceError("An account with this email exists already: sign in instead.") from None
+    record(workspace=invitation.workspace, actor=Actor(user, actor.ip, actor.user_agent),
+           action="invitation.account_created", target=user.email)
+    return user
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user: User, actor: Actor) -> Membership:
+    """Join the workspace with the invitation's role. Only the invited email may; once."""
+    invitation = _lock_usable(invitation)
+    if user.email.lower() != invitation.email.lower():
+        raise Forbidden(f"This invitation is for {invitation.email}. Sign in with that email.")
+    workspace = invitation.workspace
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(workspace=workspace, user=user,
+                                                   role=invitation.role)
+    except IntegrityError:
+        raise ServiceError(f"You are already a member of {workspace.name}.") from None
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    record(workspace=workspace, actor=actor, action="invitation.accepted", target=user.email,
+           details={"role": invitation.role})
+    return membership
+
+
