@@ -10,11 +10,28 @@ from django.conf import settings
 
 @lru_cache(maxsize=4096)
 def normal_form(value: str) -> str | None:
-    """The address in its normal form, or None; remembered, as every API call asks."""
+    """The address in its normal form, or None; remembered, as every API call asks. An
+    IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, as a dual-stack proxy passes IPv4 clients) is
+    the IPv4 address it carries, everywhere: limits, allowed IP ranges, the audit log."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+@lru_cache(maxsize=4096)
+def limit_key(address: str) -> str:
+    """Who a per-address limit counts: an IPv4 address itself, a native IPv6 address by its
+    /64 (one client usually holds a whole /64)."""
+    if ":" in address:
+        try:
+            return str(ipaddress.ip_network(f"{address}/64", strict=False))
+        except ValueError:
+            pass
+    return address
 
 
 def client_ip(request) -> str | None:

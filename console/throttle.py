@@ -7,7 +7,6 @@ log) rather than fail.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from functools import lru_cache
@@ -15,15 +14,15 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 
+from .addresses import limit_key
+
 logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4096)
-def _keys(scope: str, ip: str) -> tuple[str, str]:
-    # One IPv6 client usually holds a whole /64: count it as one address.
-    if ":" in ip:
-        ip = str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return f"{scope}:{ip}", f"{scope}-start:{ip}"
+def _keys(scope: str, who: str) -> tuple[str, str]:
+    who = limit_key(who)  # an address counts by its limit key; anything else as it is
+    return f"{scope}:{who}", f"{scope}-start:{who}"
 
 
 def retry_after(ip: str, *, scope: str = "api-fail", limit: int | None = None,

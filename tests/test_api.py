@@ -430,6 +430,24 @@ def test_an_ipv6_client_is_counted_by_its_64(client, db):
     assert call(client, WHOAMI, "x", REMOTE_ADDR="2001:db8:1:3::1").status_code == 401
 
 
+def test_ipv4_mapped_addresses_are_counted_as_the_ipv4_address_they_carry(client, db):
+    """A dual-stack proxy passes IPv4 clients as ::ffff:a.b.c.d: each is its own IPv4 address,
+    not one shared IPv6 /64."""
+    from tokens import codec
+
+    for n in range(30):
+        call(client, WHOAMI, codec.generate(), REMOTE_ADDR="::ffff:198.51.100.7")
+    assert call(client, WHOAMI, "x", REMOTE_ADDR="198.51.100.7").status_code == 429
+    assert call(client, WHOAMI, "x", REMOTE_ADDR="::ffff:198.51.100.8").status_code == 401
+    assert call(client, WHOAMI, "x", REMOTE_ADDR="::ffff:203.0.113.1").status_code == 401
+
+
+def test_an_ipv4_mapped_address_is_recorded_as_ipv4(client, owner):
+    _, plaintext = make_token(owner)
+    assert call(client, RUNS, plaintext, REMOTE_ADDR="::ffff:198.51.100.7").status_code == 201
+    assert Run.objects.get().ip == "198.51.100.7"
+
+
 def test_without_a_trusted_header_forwarded_for_is_ignored(client, db):
     from tokens import codec
 

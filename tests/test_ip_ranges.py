@@ -90,6 +90,16 @@ def test_calls_from_outside_are_refused(client, owner, endpoint, address, allowe
     assert token.last_used_at is None
 
 
+def test_an_ipv4_mapped_address_is_checked_as_ipv4(client, owner):
+    _, plaintext = make_token(owner, allowed_ips="198.51.100.0/24")
+    inside = client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {plaintext}",
+                        REMOTE_ADDR="::ffff:198.51.100.7")
+    assert inside.status_code == 200
+    outside = client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {plaintext}",
+                         REMOTE_ADDR="::ffff:192.0.2.1")
+    assert outside.status_code == 403
+
+
 def test_the_trusted_proxy_header_names_the_client(client, owner, settings):
     settings.TRUSTED_PROXY_HEADER = "HTTP_X_FORWARDED_FOR"
     _, plaintext = make_token(owner, allowed_ips="203.0.113.0/24")

@@ -78,6 +78,24 @@ def test_fifty_failures_from_one_address_refuse_that_address(client, owner, pass
     assert other_address.status_code == 302
 
 
+def test_ipv6_addresses_are_counted_by_their_64(client, owner, password):
+    for n in range(50):
+        fail(client, f"nobody{n // 5}@acme.test", 1, REMOTE_ADDR=f"2001:db8:7:7::{n + 1:x}")
+    assert sign_in(client, "alice@acme.test", password,
+                   REMOTE_ADDR="2001:db8:7:7::ffff").status_code == 429
+    assert sign_in(client, "alice@acme.test", password,
+                   REMOTE_ADDR="2001:db8:7:8::1").status_code == 302
+
+
+def test_ipv4_mapped_addresses_are_their_ipv4_address(client, owner, password):
+    for n in range(50):
+        fail(client, f"nobody{n // 5}@acme.test", 1, REMOTE_ADDR="::ffff:198.51.100.7")
+    assert sign_in(client, "alice@acme.test", password,
+                   REMOTE_ADDR="198.51.100.7").status_code == 429
+    assert sign_in(client, "alice@acme.test", password,
+                   REMOTE_ADDR="::ffff:198.51.100.8").status_code == 302
+
+
 def test_a_success_does_not_clear_the_addresss_count(client, owner, admin, password):
     for n in range(49):
         fail(client, f"nobody{n // 5}@acme.test", 1)

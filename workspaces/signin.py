@@ -21,7 +21,7 @@ from django.conf import settings
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
-from console.addresses import client_ip
+from console.addresses import client_ip, limit_key
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,9 @@ def username_of(request, credentials) -> str | None:
 
 
 def address_of(request) -> str | None:
-    return client_ip(request)
+    """Who the per-address limit counts: the client's address, native IPv6 by its /64."""
+    address = client_ip(request)
+    return limit_key(address) if address else None
 
 
 class SignInGuard(AxesCacheHandler):
