@@ -435,7 +435,7 @@ def test_ipv4_mapped_addresses_are_counted_as_the_ipv4_address_they_carry(client
     not one shared IPv6 /64."""
     from tokens import codec
 
-    for n in range(30):
+    for _ in range(30):
         call(client, WHOAMI, codec.generate(), REMOTE_ADDR="::ffff:198.51.100.7")
     assert call(client, WHOAMI, "x", REMOTE_ADDR="198.51.100.7").status_code == 429
     assert call(client, WHOAMI, "x", REMOTE_ADDR="::ffff:198.51.100.8").status_code == 401
