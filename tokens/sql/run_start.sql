@@ -43,8 +43,8 @@ used AS (
       AND (t.expires_at IS NULL OR t.expires_at > %(now)s)
       AND (t.allowed_ips = ''
            OR %(ip)s::inet <<= ANY (string_to_array(t.allowed_ips, E'\n')::cidr[]))
-      AND f.user_active AND f.plan = ANY (%(token_plans)s)
-      AND (f.role = ANY (%(admin_roles)s)
+      AND f.user_active AND f.plan = ANY (string_to_array(%(token_plans)s, ','))
+      AND (f.role = ANY (string_to_array(%(admin_roles)s, ','))
            OR (f.role = %(member_role)s
                AND (f.allow_codex_local OR f.custom_grants & 1 <> 0)
                AND (f.allow_access_tokens OR f.custom_grants & 2 <> 0)))
