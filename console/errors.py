@@ -39,13 +39,15 @@ def json_response(body, status: int = 200) -> HttpResponse:
     return response
 
 
-_CHALLENGE_TEXT = str.maketrans({"\\": None, '"': "'", "“": "'", "”": "'", "’": "'", "…": "..."})
+_CHALLENGE_TEXT = str.maketrans({"\\": "\\\\", '"': '\\"', "“": "'", "”": "'", "’": "'",
+                                 "…": "..."})
 
 
 def error_response(status: int, code: str, message: str) -> HttpResponse:
     """The contract's error shape, with the WWW-Authenticate challenge its status calls for."""
     response = json_response({"error": {"code": code, "message": message}}, status)
-    # A header is Latin-1 at most, and this one a quoted string: plain ASCII, straight quotes.
+    # A header is Latin-1 at most, and this one a quoted string: plain ASCII, its straight
+    # quotes and backslashes escaped (so a JSON example reads as JSON once unquoted).
     description = message.translate(_CHALLENGE_TEXT).encode("ascii", "replace").decode()
     if code == "missing_token":
         response["WWW-Authenticate"] = REALM

@@ -3,6 +3,7 @@ among them is revoked at once, audited in its workspace, its creator mailed; the
 same whatever was sent, so it tells nobody anything."""
 
 import logging
+import re
 
 import pytest
 from django.core import mail
@@ -83,6 +84,20 @@ def test_another_shape_is_400_and_revokes_nothing(client, mixed, body):
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
     assert AccessToken.objects.filter(revoked_at__isnull=False).count() == 1
+
+
+def test_the_challenge_quotes_the_expected_body_as_json(client, db):
+    """The WWW-Authenticate challenge of a refused report: ASCII, a valid quoted-string, and
+    once unquoted it shows the body to send as JSON (not Python's quotes)."""
+    response = client.post(URL, {"tokens": "x"}, content_type="application/json")
+    header = response["WWW-Authenticate"]
+    assert header.isascii()
+    quoted = re.fullmatch(r'Bearer realm="codex", error="invalid_request", '
+                          r'error_description="((?:[^"\\]|\\.)*)"', header)
+    assert quoted, header
+    description = re.sub(r"\\(.)", r"\1", quoted.group(1))
+    assert description == response.json()["error"]["message"]
+    assert '{"tokens": ["at-...", ...]}' in description
 
 
 def test_not_json_is_400(client, db):
