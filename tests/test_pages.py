@@ -147,6 +147,17 @@ def test_healthz(client, db):
     assert response.json() == {"status": "ok"}
 
 
+def test_healthz_answers_head_as_get_without_a_body(client, db):
+    """Load balancers probe with HEAD."""
+    got = client.get("/healthz")
+    response = client.head("/healthz")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Length"] == str(len(got.content))
+    assert response.content == b""
+    assert client.post("/healthz").status_code == 405
+
+
 def test_404_page_is_styled(client, owner):
     client.force_login(owner.user)
     response = client.get("/w/acme/admin/groups/999999/")
