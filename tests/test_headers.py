@@ -10,11 +10,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.tokens import default_token_generator
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from config import urls as config_urls
 from tokens import urls as token_urls
 from tokens.models import Run
 from workspaces import urls as workspace_urls
@@ -166,6 +167,38 @@ def test_every_page_carries_the_content_security_policy(client, cast, name):
         assert directive in directives, policy
     assert "'unsafe-inline'" not in policy
     assert "'unsafe-eval'" not in policy
+
+
+def _boom(request):
+    raise RuntimeError("a view that fails")
+
+
+# This module is also a URL configuration (for the test below): the site's, and a view that fails.
+urlpatterns = [path("boom/", _boom), *config_urls.urlpatterns]
+handler400, handler403 = config_urls.handler400, config_urls.handler403
+handler404, handler500 = config_urls.handler404, config_urls.handler500
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("name", [*PAGES, "500"])
+def test_with_debug_on_every_page_carries_the_policy_error_pages_included(client, cast, name,
+                                                                          settings):
+    """With DEBUG on, Django answers a missing page and a failing view with its technical
+    pages, which django-csp leaves without the policy on its own."""
+    settings.DEBUG = True
+    client.raise_request_exception = False
+    if name == "500":
+        client.force_login(cast["owner"])
+        response = client.get("/boom/")
+        assert response.status_code == 500 and b"a view that fails" in response.content
+    else:
+        response = open_page(client, cast, name)
+    if name in ("404", "signed-in 404"):
+        assert b"Page not found" in response.content  # Django's technical page
+    policy = response["Content-Security-Policy"]
+    for directive in CSP_DIRECTIVES:
+        assert directive in [d.strip() for d in policy.split(";")], policy
+    assert "'unsafe-inline'" not in policy
 
 
 @pytest.mark.parametrize("name", [name for name, who in PAGES.items() if who is not None])
