@@ -4,7 +4,7 @@ from datetime import UTC, datetime, time, timedelta
 from django import forms
 from django.utils import timezone
 
-from console.forms import ConsoleForm, DateRangeForm
+from console.forms import ConsoleForm, CursorField, DateRangeForm, PageField, QueryForm
 
 from . import ipranges
 from .models import NAME_MAX
@@ -146,8 +146,22 @@ class TokenRotateForm(ConsoleForm):
 
 
 class GovernanceFilterForm(DateRangeForm):
+    """The governance page's query string: its filters and where the runs' page starts."""
+
     field_order = ["member", "token", "start", "end"]
     member = forms.CharField(label="Member", required=False, max_length=254,
                              widget=forms.TextInput(attrs={"placeholder": "email"}))
-    token = forms.CharField(label="Token", required=False, max_length=100,
+    token = forms.CharField(label="Token", required=False, max_length=NAME_MAX,
                             widget=forms.TextInput(attrs={"placeholder": "name"}))
+    after = CursorField()
+
+
+class TokenListQueryForm(QueryForm):
+    """The Access tokens page's query string: its filters (unknown statuses and sorts read as
+    none), and the page."""
+
+    status = forms.CharField(label="Status", required=False, max_length=20)
+    creator = forms.CharField(label="Creator", required=False, max_length=254)
+    q = forms.CharField(label="Search", required=False, max_length=NAME_MAX)
+    sort = forms.CharField(label="Sort", required=False, max_length=20, widget=forms.HiddenInput)
+    page = PageField()

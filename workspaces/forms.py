@@ -6,7 +6,7 @@ from django.contrib.auth.forms import (
     SetPasswordForm,
 )
 
-from console.forms import ConsoleForm, DateRangeForm
+from console.forms import ConsoleForm, CursorField, DateRangeForm, PageField, QueryForm
 
 from .models import CHOOSE_A_LIFETIME, TOKEN_LIFETIME_DAYS, CustomRole, Group, Membership, Role
 from .permissions import GRANTS
@@ -171,14 +171,24 @@ class CustomRoleForm(ConsoleForm):
 
 
 class AuditFilterForm(DateRangeForm):
+    """The audit log's query string: its filters and where the page starts."""
+
     field_order = ["action", "actor", "start", "end"]
     action = forms.ChoiceField(label="Action", required=False)
     actor = forms.CharField(label="Actor", required=False, max_length=254,
                             widget=forms.TextInput(attrs={"placeholder": "email"}))
+    after = CursorField()
 
     def __init__(self, *args, actions=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["action"].choices = [("", "All actions"), *((a, a) for a in actions)]
+
+
+class MemberQueryForm(QueryForm):
+    """The Members page's query string: the search and the page."""
+
+    q = forms.CharField(label="Search members", required=False, max_length=254)
+    page = PageField()
 
 
 class ConsolePasswordChangeForm(PasswordChangeForm):

@@ -1,10 +1,12 @@
 """The governance page: runs started with access tokens, their counts and chart, and the CSV."""
 
+from typing import NamedTuple
+
 from django.contrib.auth.decorators import login_required
 from django.views.decorators.http import require_GET
 
 from console.export import csv_response
-from console.paging import keyset_page
+from console.paging import keyset_page, keyset_rows
 from workspaces.access import workspace_access
 from workspaces.layout import render_console
 from workspaces.models import User
@@ -17,15 +19,26 @@ from ..models import AccessToken
 RUNS_PAGE_SIZE = 50
 
 
-def _filtered_runs(request, workspace):
+class Selection(NamedTuple):
     """The governance form, the runs it selects, what the counts are about, the period they
     cover, and whether days were chosen."""
-    form = GovernanceFilterForm(request.GET or None)
-    filters = selectors.RunFilters()
-    if form.is_bound:
-        filters = selectors.RunFilters(**form.cleaned_data) if form.is_valid() else None
+
+    form: GovernanceFilterForm
+    runs: object
+    counted: object
+    period: object
+    chosen: bool
+
+
+def _filtered_runs(request, workspace) -> Selection:
+    form = GovernanceFilterForm(request.GET)
+    filters = None
+    if form.filters_read():
+        data = form.cleaned_data
+        filters = selectors.RunFilters(member=data["member"], token=data["token"],
+                                       start=data["start"], end=data["end"])
     runs, counted, period = selectors.governance_runs(workspace, filters)
-    return form, runs, counted, period, bool(filters and (filters.start or filters.end))
+    return Selection(form, runs, counted, period, bool(filters and (filters.start or filters.end)))
 
 
 def _with_names(rows, names):
@@ -37,36 +50,42 @@ def _with_names(rows, names):
 @require_GET
 def governance(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
-    form, runs, filters, period, chosen = _filtered_runs(request, workspace)
-    page = keyset_page(runs.select_related("user", "token"), request.GET.get("after"),
-                       time_field="started_at", size=RUNS_PAGE_SIZE)
-    days = stats.per_day(workspace, period, filters)
-    by_member = stats.top_members(workspace, period, filters)
-    by_token = stats.top_tokens(workspace, period, filters)
+    return _page(request, membership, _filtered_runs(request, workspace))
+
+
+def _page(request, membership, found: Selection):
+    workspace, form, period = membership.workspace, found.form, found.period
+    page = keyset_page(found.runs.select_related("user", "token"),
+                       form.read("after"), time_field="started_at",
+                       size=RUNS_PAGE_SIZE)
+    days = stats.per_day(workspace, period, found.counted)
+    by_member = stats.top_members(workspace, period, found.counted)
+    by_token = stats.top_tokens(workspace, period, found.counted)
     # The ten names of each, fetched by id.
     emails = dict(User.objects.filter(pk__in=[i for i, _ in by_member]).values_list("pk", "email"))
     tokens = AccessToken.objects.in_bulk([i for i, _ in by_token])
     query = request.GET.copy()
     query.pop("after", None)
     return render_console(request, "tokens/governance.html", membership, "governance", {
-        "form": form, "page": page, "query": query.urlencode(),
+        "form": form, "query_form": form, "page": page, "query": query.urlencode(),
         "by_member": _with_names(by_member, emails), "by_token": _with_names(by_token, tokens),
         "chart": stats.chart(days), "period": period,
-        "period_label": "the chosen dates" if chosen else "the last 30 days",
+        "period_label": "the chosen dates" if found.chosen else "the last 30 days",
         "filtered": any(query.get(k) for k in ("member", "token", "start", "end")),
-    })
+    }, status=form.status())
 
 
 @login_required
 @require_GET
 def governance_csv(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_GOVERNANCE)
-    _, runs, _, _, _ = _filtered_runs(request, workspace)
+    found = _filtered_runs(request, workspace)
+    if not found.form.is_valid():  # the page, with the filter's error
+        return _page(request, membership, found)
     rows = (
         (r.started_at.isoformat(), r.user.email, r.token.name, r.token_id, r.client, r.model,
          r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent)
-        for r in runs.select_related("user", "token").order_by("-started_at", "-pk")
-        .iterator(chunk_size=2000)
+        for r in keyset_rows(found.runs.select_related("user", "token"), time_field="started_at")
     )
     return csv_response(
         f"{slug}-runs.csv",

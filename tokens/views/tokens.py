@@ -4,7 +4,6 @@ page's token actions (shorten, revoke the suspended)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.audit import Actor, describe
 from console.errors import ServiceError
+from console.paging import paginate
 from console.rendering import apply_error
 from workspaces import permissions
 from workspaces.access import MissingPermission, workspace_access
@@ -25,7 +25,7 @@ from workspaces.permissions import Perm, can
 
 from .. import selectors
 from ..access import token_page_access
-from ..forms import OVERLAP_CHOICES, TokenCreateForm, TokenRotateForm
+from ..forms import OVERLAP_CHOICES, TokenCreateForm, TokenListQueryForm, TokenRotateForm
 from ..models import AccessToken
 from ..services import lifecycle
 
@@ -40,9 +40,14 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
           plaintext=None, notice=None, status=200):
     now = timezone.now()
     manager = permissions.can_see_all_tokens(membership)
-    filters = selectors.TokenFilters.from_query(request.GET, may_filter_by_creator=manager)
-    page = Paginator(selectors.token_list(membership, filters, now),
-                     PAGE_SIZE).get_page(request.GET.get("page"))
+    query_form = TokenListQueryForm(request.GET)
+    if query_form.filters_read():
+        filters = selectors.TokenFilters.from_query(query_form.cleaned_data,
+                                                    may_filter_by_creator=manager)
+        tokens = selectors.token_list(membership, filters, now)
+    else:
+        filters, tokens = selectors.TokenFilters(), AccessToken.objects.none()
+    page = paginate(tokens, query_form.read("page"), PAGE_SIZE)
     list_url = reverse("tokens:list", args=[workspace.slug])
     selectors.annotate_rows(page.object_list, membership, now, list_url)
     can_create = can(membership, Perm.USE_ACCESS_TOKENS)
@@ -54,7 +59,8 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
     return render_console(request, "tokens/list.html", membership, "access_tokens", {
         "page": page,
         "filters": filters,
-        "filtered": filters.any,
+        "query_form": query_form,
+        "filtered": filters.any or not query_form.filters_read(),
         "manager": manager,
         "creators": selectors.creator_emails(workspace) if manager else [],
         "statuses": selectors.STATUS_FILTERS,
@@ -71,7 +77,7 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
         "sort_query": sort_query.urlencode(),
         "list_url": list_url,
         "console_url": request.build_absolute_uri("/").rstrip("/"),
-    }, status=status)
+    }, status=query_form.status(status))
 
 
 @never_cache

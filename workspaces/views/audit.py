@@ -1,11 +1,13 @@
 """The audit log and its CSV export."""
 
+import json
+
 from django.contrib.auth.decorators import login_required
 from django.views.decorators.http import require_GET
 
 from console.audit import describe
 from console.export import csv_response, day_range
-from console.paging import keyset_page
+from console.paging import keyset_page, keyset_rows
 
 from .. import selectors
 from ..access import workspace_access
@@ -15,14 +17,13 @@ from ..layout import render_console
 from ..permissions import Perm
 
 AUDIT_PAGE_SIZE = 50
+FILTERS = ("action", "actor", "start", "end")
 
 
 def _filtered_events(request, workspace):
-    """The audit log's filter form and the events it selects (none for a form in error)."""
-    form = AuditFilterForm(request.GET or None, actions=ACTIONS)
-    if not form.is_bound:
-        return form, selectors.audit_events(workspace)
-    if not form.is_valid():
+    """The audit log's query form and the events it selects (none for a form in error)."""
+    form = AuditFilterForm(request.GET, actions=ACTIONS)
+    if not form.filters_read():
         return form, selectors.audit_events(workspace).none()
     data = form.cleaned_data
     low, high = day_range(data["start"], data["end"])
@@ -30,12 +31,8 @@ def _filtered_events(request, workspace):
                                         low=low, high=high)
 
 
-@login_required
-@require_GET
-def audit_log(request, slug):
-    workspace, membership = workspace_access(request, slug, Perm.VIEW_AUDIT_LOG)
-    form, events = _filtered_events(request, workspace)
-    page = keyset_page(events, request.GET.get("after"), time_field="created_at",
+def _page(request, membership, form, events):
+    page = keyset_page(events, form.read("after"), time_field="created_at",
                        size=AUDIT_PAGE_SIZE)
     for event in page.rows:
         event.label = ACTIONS.get(event.action, event.action)
@@ -43,22 +40,34 @@ def audit_log(request, slug):
     query = request.GET.copy()
     query.pop("after", None)
     return render_console(request, "workspaces/audit_log.html", membership, "audit_log", {
-        "form": form, "page": page, "query": query.urlencode(),
-        "filtered": any(query.get(k) for k in ("action", "actor", "start", "end")),
-    })
+        "form": form, "query_form": form, "page": page, "query": query.urlencode(),
+        "filtered": any(query.get(k) for k in FILTERS),
+    }, status=form.status())
+
+
+@login_required
+@require_GET
+def audit_log(request, slug):
+    workspace, membership = workspace_access(request, slug, Perm.VIEW_AUDIT_LOG)
+    form, events = _filtered_events(request, workspace)
+    return _page(request, membership, form, events)
+
+
+def _details(details) -> str:
+    return json.dumps(details, sort_keys=True, ensure_ascii=False)
 
 
 @login_required
 @require_GET
 def audit_log_csv(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.VIEW_AUDIT_LOG)
-    _, events = _filtered_events(request, workspace)
+    form, events = _filtered_events(request, workspace)
+    if not form.is_valid():  # the page, with the filter's error
+        return _page(request, membership, form, events)
     rows = (
-        (e.created_at.isoformat(), e.actor_email, e.action, e.target, e.details, e.ip,
+        (e.created_at.isoformat(), e.actor_email, e.action, e.target, _details(e.details), e.ip,
          e.user_agent)
-        for e in events.order_by("-created_at", "-pk").iterator(chunk_size=2000)
+        for e in keyset_rows(events, time_field="created_at")
     )
     return csv_response(f"{slug}-audit-log.csv",
                         ["time", "actor", "action", "target", "details", "ip", "user_agent"], rows)
-
-

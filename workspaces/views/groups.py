@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from console.audit import Actor
 from console.errors import ServiceError
+from console.forms import PageQueryForm
 from console.paging import paginate
 from console.rendering import apply_error
 
@@ -21,10 +22,18 @@ from ..services import groups as groups_services
 from .members import member_or_404
 
 
+def _paged(request, rows):
+    """The page of `rows` the query string asks for (the first when it cannot be read), and
+    the query form."""
+    query_form = PageQueryForm(request.GET)
+    return paginate(rows, query_form.read("page")), query_form
+
+
 def _groups_page(request, workspace, membership, form=None, status=200):
+    page, query_form = _paged(request, selectors.group_rows(workspace))
     return render_console(request, "workspaces/groups.html", membership, "groups", {
-        "page": paginate(request, selectors.group_rows(workspace)), "form": form or GroupForm(),
-    }, status=status)
+        "page": page, "query_form": query_form, "form": form or GroupForm(),
+    }, status=query_form.status(status))
 
 
 @login_required
@@ -160,8 +169,9 @@ def group_member_remove(request, slug, group_id, member_id):
 @require_GET
 def roles(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_CUSTOM_ROLES)
+    page, query_form = _paged(request, selectors.custom_role_rows(workspace))
     return render_console(request, "workspaces/roles.html", membership, "roles",
-                          {"page": paginate(request, selectors.custom_role_rows(workspace))})
+                          {"page": page, "query_form": query_form}, status=query_form.status())
 
 
 @login_required

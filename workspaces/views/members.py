@@ -19,7 +19,7 @@ from tokens.interface import active_token_counts
 
 from .. import permissions, selectors
 from ..access import workspace_access
-from ..forms import InviteForm, MemberRoleForm
+from ..forms import InviteForm, MemberQueryForm, MemberRoleForm
 from ..layout import render_console
 from ..models import Role
 from ..permissions import Perm
@@ -27,11 +27,14 @@ from ..services import members as members_services
 
 
 def _members_page(request, workspace, membership, invite_form=None, status=200):
-    q = request.GET.get("q", "").strip()
+    query_form = MemberQueryForm(request.GET)
+    q = query_form.cleaned_data.get("q", "").strip() if query_form.filters_read() else ""
     now = timezone.now()
     rows = selectors.member_rows(workspace, q).annotate(
         active_tokens=active_token_counts(workspace, now))
-    page = paginate(request, rows)
+    if not query_form.filters_read():
+        rows = rows.none()
+    page = paginate(rows, query_form.read("page"))
     owners = selectors.owner_count(workspace)
     for row in page:
         row.is_sole_owner = row.role == Role.OWNER and owners <= 1
@@ -44,10 +47,11 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
         invitation.can_manage = permissions.refuse_invitation(membership, invitation.role) is None
     return render_console(request, "workspaces/members.html", membership, "members", {
         "page": page, "q": q, "query": urlencode({"q": q}) if q else "",
+        "query_form": query_form,
         "invite_form": invite_form or InviteForm(roles=permissions.invitable_roles(membership)),
         "invitations": invitations,
         "can_revoke_tokens": permissions.can_see_all_tokens(membership),
-    }, status=status)
+    }, status=query_form.status(status))
 
 
 @login_required
