@@ -205,6 +205,11 @@ API_FAILURE_WINDOW = env.int("API_FAILURE_WINDOW", default=300)
 # The leak report (POST /api/v1/tokens/revoke) takes no credential: every call counts.
 LEAK_REPORT_LIMIT = env.int("LEAK_REPORT_LIMIT", default=60)
 LEAK_REPORT_WINDOW = env.int("LEAK_REPORT_WINDOW", default=3600)
+# GitHub's secret scanning partner program signs its leak reports: the public keys to check
+# them against (tokens/secret_scanning.py).
+SECRET_SCANNING_KEYS_URL = env.str(
+    "SECRET_SCANNING_KEYS_URL",
+    default="https://api.github.com/meta/public_keys/secret_scanning")
 
 # The Codex CLI's gateway (/codex/api/responses) forwards each turn to this model provider's
 # Responses endpoint, with this key (never the user's token). With DEBUG on and no provider, a

@@ -24,6 +24,7 @@ from console.addresses import client_ip
 from console.audit import Actor
 from console.errors import error_response, json_response
 
+from . import secret_scanning, selectors
 from .authn import Grant, Refusal, digest_of_bearer, iso
 from .handlers import TOO_BIG, authorize, guarded, method_not_allowed, rate_limited, unavailable
 from .models import Run
@@ -86,28 +87,83 @@ def start_run(request, ip: str | None) -> HttpResponse:
 
 LEAK_REPORT_MAX = 100
 LEAK_REPORT_STRING_MAX = 1000
+GITHUB_REPORT_MAX = 1000  # matches in one signed report
+LEAK_REPORT_SHAPE = ('Send {"tokens": ["at-...", ...]}: a JSON object with 1 to '
+                     f'{LEAK_REPORT_MAX} strings (or GitHub\'s signed array of matches).')
+BAD_SIGNATURE = (401, "invalid_signature",
+                 "The Github-Public-Key-Signature header is missing or is not a signature of "
+                 "this body by the published key named in Github-Public-Key-Identifier.")
+NO_KEYS = (503, "unavailable", "The console cannot fetch the published secret scanning keys "
+                               "to check this report. Send it again shortly.")
+
+
+def _json_body(request):
+    try:
+        return json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise Refusal(400, "invalid_request", LEAK_REPORT_SHAPE) from None
 
 
 def _leak_report_strings(request) -> list[str]:
-    shape = ('Send {"tokens": ["at-...", ...]}: a JSON object with 1 to '
-             f'{LEAK_REPORT_MAX} strings.')
-    try:
-        data = json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise Refusal(400, "invalid_request", shape) from None
+    data = _json_body(request)
     strings = data.get("tokens") if isinstance(data, dict) and set(data) == {"tokens"} else None
     if (not isinstance(strings, list) or not 1 <= len(strings) <= LEAK_REPORT_MAX
             or not all(isinstance(s, str) and len(s) <= LEAK_REPORT_STRING_MAX for s in strings)):
-        raise Refusal(400, "invalid_request", shape)
+        raise Refusal(400, "invalid_request", LEAK_REPORT_SHAPE)
     return strings
+
+
+def _github_matches(request) -> list[dict]:
+    """GitHub's matches: a JSON array of {"token", "type", "url", "source"} (url and source
+    may be missing; keys GitHub adds later are ignored)."""
+    matches = _json_body(request)
+    if (not isinstance(matches, list) or not 1 <= len(matches) <= GITHUB_REPORT_MAX
+            or not all(isinstance(m, dict) and isinstance(m.get("token"), str)
+                       and len(m["token"]) <= LEAK_REPORT_STRING_MAX
+                       and isinstance(m.get("type"), str)
+                       and all(isinstance(m.get(k, ""), str) for k in ("url", "source"))
+                       for m in matches)):
+        raise Refusal(400, "invalid_request",
+                      "A signed report is a JSON array of 1 to "
+                      f'{GITHUB_REPORT_MAX} {{"token", "type", "url", "source"}} objects.')
+    return matches
+
+
+@sensitive_variables("matches", "strings", "known")
+def _github_report(request, actor: Actor) -> HttpResponse:
+    """GitHub's secret scanning partner program: the signature first (nothing is read from an
+    unsigned body), then every active token among the matches is revoked, and each match is
+    labelled: true_positive when it is a token issued here, whatever its state."""
+    try:
+        valid = secret_scanning.signature_valid(
+            request.body, request.headers.get(secret_scanning.KEY_ID_HEADER, ""),
+            request.headers.get(secret_scanning.SIGNATURE_HEADER, ""))
+    except secret_scanning.KeysUnavailable:
+        return error_response(*NO_KEYS)
+    if not valid:
+        raise Refusal(*BAD_SIGNATURE)
+    matches = _github_matches(request)
+    strings = [match["token"] for match in matches]
+    known = selectors.issued_here(strings)
+    lifecycle.tokens_revoke_leaked(strings=strings, actor=actor)
+    return json_response([{"token_raw": match["token"], "token_type": match["type"],
+                           "label": "true_positive" if match["token"] in known
+                           else "false_positive"} for match in matches])
+
+
+def _signed_report(request) -> bool:
+    """A report in GitHub's form: its signature headers, or a JSON array for a body (which
+    then must be signed)."""
+    return secret_scanning.signed(request) or request.body.lstrip()[:1] == b"["
 
 
 @csrf_exempt  # no credential, by design: secret scanners report what they found
 @sensitive_variables("strings")
 @sensitive_post_parameters()
 def leak_report(request) -> HttpResponse:
-    """Revoke leaked tokens reported by anyone (a secret scanner). The answer says how many
-    strings came, never whether any was a token: always 202, so it is no oracle."""
+    """Revoke leaked tokens reported by anyone (a secret scanner). The plain report's answer
+    says how many strings came, never whether any was a token: always 202, so it is no oracle.
+    GitHub's signed report is answered as its partner program asks: each match labelled."""
     if request.method != "POST":
         return method_not_allowed(("POST",))
     ip = client_ip(request)
@@ -119,10 +175,12 @@ def leak_report(request) -> HttpResponse:
         return rate_limited(retry_after,
                             "Too many leak reports from this address. Try again later.")
     throttle.count(address, scope="leak-report", window=settings.LEAK_REPORT_WINDOW)
+    actor = Actor(None, ip, request.META.get("HTTP_USER_AGENT", "")[:300], label="leak report")
     try:
+        if _signed_report(request):
+            return _github_report(request, actor)
         strings = _leak_report_strings(request)
-        lifecycle.tokens_revoke_leaked(strings=strings, actor=Actor(
-            None, ip, request.META.get("HTTP_USER_AGENT", "")[:300], label="leak report"))
+        lifecycle.tokens_revoke_leaked(strings=strings, actor=actor)
     except Refusal as refusal:
         return error_response(refusal.status, refusal.code, refusal.message)
     except RequestDataTooBig:

@@ -7,7 +7,7 @@ live server with it.
 _ERROR_CODES = [
     "invalid_request", "missing_token", "malformed_token", "wrong_credential_type",
     "invalid_token", "token_expired", "token_revoked", "access_denied", "ip_not_allowed",
-    "rate_limited", "unavailable", "not_found", "method_not_allowed",
+    "rate_limited", "unavailable", "not_found", "method_not_allowed", "invalid_signature",
 ]
 
 
@@ -80,24 +80,50 @@ DOCUMENT = {
                 "description": (
                     "No credential. Every string that is an active access token is revoked at "
                     "once, audited in its workspace as reported leaked, and its creator is "
-                    "mailed. The answer is the same whichever strings were tokens. At most 60 "
-                    "calls per hour from one address."
+                    "mailed. Two forms. The plain report, {\"tokens\": [...]}, is answered "
+                    "202 whichever strings were tokens. GitHub's secret scanning partner "
+                    "program sends a JSON array of matches signed with ECDSA P-256 / SHA-256 "
+                    "over the raw body (Github-Public-Key-Signature, base64 DER) by the "
+                    "published key named in Github-Public-Key-Identifier; a body that is an "
+                    "array, or that comes with either header, must be signed so, and is "
+                    "answered 200 with each match labelled. At most 60 calls per hour from "
+                    "one address, both forms counted together."
                 ),
                 "security": [],
+                "parameters": [
+                    {"name": "Github-Public-Key-Identifier", "in": "header", "required": False,
+                     "description": "Which published key signed the body (GitHub's reports).",
+                     "schema": {"type": "string"}},
+                    {"name": "Github-Public-Key-Signature", "in": "header", "required": False,
+                     "description": "Base64 DER ECDSA P-256 / SHA-256 signature of the raw "
+                                    "body (GitHub's reports).",
+                     "schema": {"type": "string"}},
+                ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": {
-                        "$ref": "#/components/schemas/LeakReport"}}},
+                    "content": {"application/json": {"schema": {"oneOf": [
+                        {"$ref": "#/components/schemas/LeakReport"},
+                        {"$ref": "#/components/schemas/GitHubLeakReport"},
+                    ]}}},
                 },
                 "responses": {
+                    "200": {"description": "A signed report: each match, labelled true_positive "
+                                           "when it is an access token issued here (active, "
+                                           "expired or revoked); active ones are revoked.",
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/GitHubLeakReportAnswer"}}}},
                     "202": {"description": "Received; active tokens among them are revoked.",
                             "content": {"application/json": {"schema": {
                                 "$ref": "#/components/schemas/LeakReportReceived"}}}},
-                    "400": _error("The body is not {\"tokens\": [1 to 100 strings]}.",
-                                  ["invalid_request"]),
+                    "400": _error("The body is not {\"tokens\": [1 to 100 strings]}, nor (signed) "
+                                  "an array of 1 to 1,000 matches.", ["invalid_request"]),
+                    "401": _error("An array, or a body with a signature header, whose "
+                                  "signature is missing or wrong: nothing was revoked.",
+                                  ["invalid_signature"], _WWW),
                     "429": _error("More than 60 reports from this address within an hour.",
                                   ["rate_limited"], _RETRY),
-                    "503": _error("The console cannot reach its database.", ["unavailable"]),
+                    "503": _error("The console cannot reach its database, or cannot fetch the "
+                                  "published keys to check a signed report.", ["unavailable"]),
                 },
             }
         },
@@ -166,6 +192,26 @@ DOCUMENT = {
                                "description": "Strings found where they should not be: "
                                               "access tokens (at-...), or anything else.",
                            }}},
+            "GitHubLeakReport": {
+                "type": "array", "minItems": 1, "maxItems": 1000,
+                "description": "GitHub's secret scanning partner program: one object per match.",
+                "items": {"type": "object", "required": ["token", "type"],
+                          "additionalProperties": True, "properties": {
+                              "token": {"type": "string", "maxLength": 1000},
+                              "type": {"type": "string"},
+                              "url": {"type": "string"},
+                              "source": {"type": "string"},
+                          }},
+            },
+            "GitHubLeakReportAnswer": {
+                "type": "array",
+                "items": {"type": "object", "required": ["token_raw", "token_type", "label"],
+                          "additionalProperties": False, "properties": {
+                              "token_raw": {"type": "string"},
+                              "token_type": {"type": "string"},
+                              "label": {"enum": ["true_positive", "false_positive"]},
+                          }},
+            },
             "LeakReportReceived": {"type": "object", "required": ["received"],
                                    "additionalProperties": False,
                                    "properties": {"received": {"type": "integer", "minimum": 1}}},

@@ -18,7 +18,7 @@ from console.export import day_range
 from workspaces import permissions
 from workspaces.models import AuditEvent, Membership, User, Workspace
 
-from . import stats
+from . import codec, stats
 from .models import AccessToken, Run, RunDay, TokenStatus
 
 IDLE = "idle"
@@ -106,6 +106,15 @@ def token_list(membership: Membership, filters: TokenFilters, now):
 def visible_token(membership: Membership, token_id: int, *related: str) -> AccessToken | None:
     return visible_tokens(membership).select_related("workspace", "created_by", *related).filter(
         pk=token_id).first()
+
+
+def issued_here(strings) -> set[str]:
+    """Which of `strings` are access tokens this console issued, whatever their state (active,
+    expired, revoked): what a signed leak report's answer labels a true positive."""
+    digests = {codec.digest(s): s for s in strings
+               if codec.classify(s) is codec.Kind.ACCESS_TOKEN}
+    found = AccessToken.objects.filter(digest__in=list(digests)).values_list("digest", flat=True)
+    return {digests[digest] for digest in found}
 
 
 def creator_emails(workspace: Workspace) -> list[str]:
