@@ -85,11 +85,13 @@ def keyset_rows(queryset, *, time_field: str, batch: int = EXPORT_BATCH) -> Iter
     read `batch` rows at a time, each batch one short query that starts after the last row of
     the one before. Memory stays constant, and nothing stays open on the database between
     batches: no server-side cursor (which a pooler in transaction mode loses between two
-    fetches) and no transaction."""
+    fetches) and no transaction. Rows may be model instances or named `values_list` rows
+    that carry `pk` and the time field."""
     position = None
     while True:
         rows = list(_ordered_after(queryset, time_field, position)[:batch])
         yield from rows
         if len(rows) < batch:
             return
-        position = (getattr(rows[-1], time_field), rows[-1].pk)
+        last = rows[-1]
+        position = (getattr(last, time_field), last.pk)

@@ -64,6 +64,8 @@ def audit_log_csv(request, slug):
     form, events = _filtered_events(request, workspace)
     if not form.is_valid():  # the page, with the filter's error
         return _page(request, membership, form, events)
+    events = events.values_list("pk", "created_at", "actor_email", "action", "target", "details",
+                                "ip", "user_agent", named=True)
     rows = (
         (e.created_at.isoformat(), e.actor_email, e.action, e.target, _details(e.details), e.ip,
          e.user_agent)
