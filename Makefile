@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # A clone that ran `make run` is a development clone: .env says so, so that management commands
-# (createsuperuser, create_access_token, ...) work in it without setting anything.
+# (createsuperuser, create_access_token, ...) work in it without setting anything. The mail
+# worker runs beside the server (mail prints on this console) and links in mail name PORT;
+# Ctrl-C stops both.
 run: $(STAMP)
 	test -f .env || printf 'DEBUG=true\n' > .env
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py seed_demo
-	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
+	DEBUG=$${DEBUG:-true} PORT=$(PORT) sh -c '$(BIN)/python manage.py send_queued_mail & worker=$$!; \
+	  trap "kill -TERM $$worker 2>/dev/null; wait $$worker" EXIT INT TERM; \
+	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)'
 
 # The whole suite, browser tests included when Chromium is installed (CI=true makes a missing
 # browser a failure).

@@ -127,8 +127,10 @@ else:
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
-# Mail: password resets, invitations and token notices. In development they print on the
-# console; with DEBUG off there is no default, so nothing meant for a person lands in a log.
+# Mail: password resets, invitations and token notices, queued in the database and sent by the
+# worker (`manage.py send_queued_mail`, console/outbox.py). In development they print on the
+# worker's console; with DEBUG off there is no default, and a backend that delivers nothing
+# (console, file, memory, dummy) is refused, so nothing meant for a person lands in a log.
 EMAIL_URL = env.str("EMAIL_URL", default="consolemail://" if DEBUG else "")
 if not EMAIL_URL:
     raise ImproperlyConfigured(
@@ -136,13 +138,32 @@ if not EMAIL_URL:
         "and token notices: set EMAIL_URL (for example smtp+tls://user:pass@smtp.example.com:587)."
     )
 vars().update(env.email_url_config(EMAIL_URL))
-# Seconds to wait on the mail server: invitations and password resets are sent while the page
-# waits, so a mail server that stops answering must not hold a worker for good.
+_NOT_DELIVERING = {"console": "prints mail on the console", "filebased": "writes mail to files",
+                   "locmem": "keeps mail in memory", "dummy": "throws mail away"}
+_backend = EMAIL_BACKEND.removeprefix("django.core.mail.backends.").removesuffix(".EmailBackend")  # noqa: F821
+if not DEBUG and _backend in _NOT_DELIVERING:
+    raise ImproperlyConfigured(
+        f"EMAIL_URL={EMAIL_URL.split(':', 1)[0]}://... names a mail backend that "
+        f"{_NOT_DELIVERING[_backend]} instead of delivering it. With DEBUG off password resets, "
+        "invitations and token notices must reach people: set EMAIL_URL to your mail server "
+        "(for example smtp+tls://user:pass@smtp.example.com:587)."
+    )
+# Seconds the worker waits on a mail server that does not answer (per step of a send).
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Codex workspace console <console@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# The console's own address, for links in mail sent outside a request (reminders).
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000" if DEBUG else
+# The queue (console/outbox.py): a worker holds a mail it sends for MAIL_LEASE seconds (far
+# longer than a send can take: EMAIL_TIMEOUT per step), after which another worker may take it
+# up; a failed attempt is tried again after MAIL_RETRY_DELAY seconds, doubling each time up to
+# MAIL_RETRY_MAX_DELAY; finished mail is forgotten after MAIL_KEEP_DAYS days.
+MAIL_LEASE = env.int("MAIL_LEASE", default=300)
+MAIL_RETRY_DELAY = env.int("MAIL_RETRY_DELAY", default=30)
+MAIL_RETRY_MAX_DELAY = env.int("MAIL_RETRY_MAX_DELAY", default=3600)
+MAIL_KEEP_DAYS = env.int("MAIL_KEEP_DAYS", default=30)
+# The console's own address, for links in mail (the worker renders it outside any request).
+# In development it follows PORT, the port `make run` serves on (`PORT=8123 make run`).
+PORT = env.int("PORT", default=8000)
+SITE_URL = env.str("SITE_URL", default=f"http://127.0.0.1:{PORT}" if DEBUG else
                    f"https://{ALLOWED_HOSTS[0].lstrip('.')}").rstrip("/")
 
 AUTH_USER_MODEL = "workspaces.User"

@@ -4,7 +4,7 @@ from django.urls import include, path
 
 from console.views import healthz
 from tokens import api, gateway
-from workspaces.forms import ConsolePasswordChangeForm, EmailAuthenticationForm
+from workspaces.forms import EmailAuthenticationForm
 from workspaces.views import accounts, home
 
 urlpatterns = [
@@ -19,11 +19,8 @@ urlpatterns = [
                                      redirect_authenticated_user=True),
         name="login",
     ),
-    path(
-        "accounts/password_change/",
-        auth_views.PasswordChangeView.as_view(form_class=ConsolePasswordChangeForm),
-        name="password_change",
-    ),
+    path("accounts/password_change/", accounts.PasswordChangeView.as_view(),
+         name="password_change"),
     path("accounts/password_reset/", accounts.PasswordResetView.as_view(),
          name="password_reset"),
     path("accounts/reset/<uidb64>/<token>/", accounts.PasswordResetConfirmView.as_view(),

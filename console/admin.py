@@ -1,4 +1,9 @@
-"""Django's admin, for staff to look things up: what the console audits is read-only there."""
+"""Django's admin, for staff to look things up: what the console audits is read-only there, and
+so is the mail queue."""
+
+from django.contrib import admin
+
+from .models import OutboundMail
 
 
 class ReadOnlyAdmin:
@@ -12,3 +17,13 @@ class ReadOnlyAdmin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(OutboundMail)
+class OutboundMailAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """The mail queue: what is pending, what went, what failed and why."""
+
+    list_display = ["created_at", "kind", "to", "status", "attempts", "next_attempt_at",
+                    "finished_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["to"]

@@ -16,6 +16,7 @@ from .factories import (
     UserFactory,
     WorkspaceFactory,
 )
+from .mailbox import SMTPServer
 
 
 def pytest_configure(config):
@@ -91,3 +92,15 @@ def login(client):
 @pytest.fixture
 def password():
     return PASSWORD
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on loopback; the mail worker sends through it."""
+    server = SMTPServer()
+    server.start()
+    server.use(settings)
+    yield server.inbox
+    if server.inbox.hold is not None:
+        server.inbox.hold.set()
+    server.stop()

@@ -14,12 +14,13 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from console.mail import queue_mail
 from tokens.models import AccessToken, Run
 from workspaces.models import AuditEvent, Invitation, Membership, Role, User, Workspace
 
 from .factories import CustomRoleFactory, GroupFactory, UserFactory, make_run, make_token
 
-OUR_APPS = {"workspaces", "tokens"}
+OUR_APPS = {"console", "workspaces", "tokens"}
 REGISTERED = list(admin.site._registry.items())
 # django-axes registers its own models; for them only the list is checked.
 FORMS = [(model, model_admin) for model, model_admin in REGISTERED
@@ -40,7 +41,7 @@ def url(model, view, *args):
 def rows(owner, member):
     """A row for every model registered in the admin (besides axes'): a workspace with an owner
     and a member, a group, a custom role, an invitation, an audit event, a token and a run,
-    and one of Django's own permission groups."""
+    a queued mail, and one of Django's own permission groups."""
     workspace = owner.workspace
     group = GroupFactory(workspace=workspace, name="Platform")
     group.members.add(member)
@@ -58,6 +59,7 @@ def rows(owner, member):
     )
     token, _ = make_token(owner, name="CI")
     make_run(token, client="ci", command="codex exec test", ip="192.0.2.1")
+    queue_mail(kind="password_reset", to="eve@example.test", email="eve@example.test")
     AuthGroup.objects.create(name="Auditors")
     return workspace
 

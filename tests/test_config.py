@@ -6,13 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args, **env):
     base = {k: v for k, v in os.environ.items()
             if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_URL",
-                         "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")}
+                         "CACHE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE", "PORT", "SITE_URL")}
     base.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=base,
                           capture_output=True, text=True, timeout=120)
@@ -49,6 +51,36 @@ def test_it_refuses_to_start_without_email_url_when_debug_is_off():
     result = manage("check", **env)
     assert result.returncode != 0
     assert "EMAIL_URL is not set" in result.stderr
+
+
+@pytest.mark.parametrize("url,words", [
+    ("consolemail://", "prints mail on the console"),
+    ("filemail:///tmp/mail", "writes mail to files"),
+    ("memorymail://", "keeps mail in memory"),
+    ("dummymail://", "throws mail away"),
+])
+def test_it_refuses_a_mail_backend_that_does_not_deliver_when_debug_is_off(url, words):
+    result = manage("check", **production(EMAIL_URL=url))
+    assert result.returncode != 0
+    assert f"names a mail backend that {words} instead of delivering it" in result.stderr
+    assert "set EMAIL_URL to your mail server" in result.stderr
+
+
+def test_with_debug_on_mail_prints_on_the_console():
+    code = "from django.conf import settings as s; print(s.EMAIL_BACKEND)"
+    result = manage("shell", "-v", "0", "-c", code, DEBUG="true")
+    assert result.stdout.strip() == "django.core.mail.backends.console.EmailBackend"
+
+
+def test_links_in_mail_follow_the_port_in_development():
+    code = "from django.conf import settings as s; print(s.SITE_URL)"
+    assert manage("shell", "-v", "0", "-c", code, DEBUG="true",
+                  PORT="8123").stdout.strip() == "http://127.0.0.1:8123"
+    assert manage("shell", "-v", "0", "-c", code, DEBUG="true").stdout.strip() == \
+        "http://127.0.0.1:8000"
+    assert manage("shell", "-v", "0", "-c", code, DEBUG="true", PORT="8123",
+                  SITE_URL="https://console.example.com/").stdout.strip() == \
+        "https://console.example.com"
 
 
 def test_the_deploy_checks_are_clean_under_production_settings():

@@ -2,12 +2,13 @@
 owner (a member at once, or an owner invitation by mail), audited; bad input changes nothing."""
 
 import pytest
-from django.core import mail
 from django.core.management import CommandError, call_command
 
+from console.models import OutboundMail
 from workspaces.models import AuditEvent, Invitation, Membership, Role, Workspace
 
 from .factories import UserFactory
+from .mailbox import delivered
 
 
 def create(*args):
@@ -28,7 +29,7 @@ def test_a_new_email_gets_an_owner_invitation(db):
     create("initech", "Initech", "--owner", "new@initech.test")
     invitation = Invitation.objects.get()
     assert (invitation.email, invitation.role) == ("new@initech.test", Role.OWNER)
-    assert [m.to for m in mail.outbox] == [["new@initech.test"]]
+    assert [m.to for m in delivered()] == [["new@initech.test"]]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -47,7 +48,7 @@ def test_bad_input_creates_nothing(db, args, message):
 def test_a_bad_owner_email_creates_nothing(db):
     with pytest.raises(CommandError, match="not a valid email address"):
         create("initech", "Initech", "--owner", "not-an-email")
-    assert not Workspace.objects.exists() and not mail.outbox
+    assert not Workspace.objects.exists() and not OutboundMail.objects.exists()
 
 
 def test_a_taken_slug_is_refused(db):

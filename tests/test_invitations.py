@@ -6,12 +6,18 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core import mail
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
+from console.audit import Actor
+from console.errors import ServiceError
+from console.models import OutboundMail
 from workspaces.models import AuditEvent, Invitation, Membership, Role, User
+from workspaces.services import members, users
 
-from .factories import UserFactory
+from .factories import MembershipFactory, UserFactory
+from .mailbox import delivered
 
 MEMBERS = "/w/acme/admin/members/"
 INVITE = MEMBERS + "invite/"
@@ -22,14 +28,15 @@ def invite(client, email="new@acme.test", role="member"):
 
 
 def link_in(message) -> str:
-    return re.search(r"http://testserver(/invitations/[^/\s]+/)", message.body).group(1)
+    return re.search(re.escape(settings.SITE_URL) + r"(/invitations/[^/\s]+/)",
+                     message.body).group(1)
 
 
 def test_an_invitation_mails_a_link_and_is_listed_as_pending(client, owner):
     client.force_login(owner.user)
     response = invite(client, "New@Acme.test", "admin")
     assert response.status_code == 302
-    (message,) = mail.outbox
+    (message,) = delivered()
     assert message.to == ["new@acme.test"]
     assert "Acme Corp" in message.subject and "as admin" in message.body
     page = client.get(MEMBERS).content.decode()
@@ -43,9 +50,12 @@ def test_an_invitation_mails_a_link_and_is_listed_as_pending(client, owner):
 def test_the_key_is_never_stored(client, owner):
     client.force_login(owner.user)
     invite(client)
-    key = link_in(mail.outbox[0]).split("/")[2]
+    queued = OutboundMail.objects.get()
+    key = link_in(delivered()[0]).split("/")[2]
     invitation = Invitation.objects.get()
     assert key not in invitation.key_digest and len(invitation.key_digest) == 64
+    queued.refresh_from_db()
+    assert queued.status == "sent" and key not in str(queued.params)
 
 
 def test_the_answer_is_the_same_whether_or_not_the_email_has_an_account(client, admin):
@@ -59,7 +69,7 @@ def test_the_answer_is_the_same_whether_or_not_the_email_has_an_account(client, 
         answers.append((response.status_code, response.redirect_chain,
                         flashes.replace(email, "EMAIL")))
     assert answers[0] == answers[1]
-    assert len(mail.outbox) == 2
+    assert len(delivered()) == 2
     pending = client.get(MEMBERS).content.decode().split('id="pending-heading"')[1]
     pending = pending.split("</table>")[0]
     assert pending.count("<tr>") == 3  # a header and one row each, alike
@@ -72,7 +82,7 @@ def test_admins_cannot_invite_owners(client, admin):
     response = invite(client, role="owner")
     assert response.status_code == 400
     assert b"Only owners can invite an owner" in response.content
-    assert not Invitation.objects.exists() and not mail.outbox
+    assert not Invitation.objects.exists() and not OutboundMail.objects.exists()
 
 
 def test_owners_invite_owners(client, owner):
@@ -93,7 +103,7 @@ def test_bad_input_invites_nobody(client, owner, member, data, error):
     response = client.post(INVITE, data)
     assert response.status_code == 400
     assert error in response.content.decode()
-    assert not Invitation.objects.exists() and not mail.outbox
+    assert not Invitation.objects.exists() and not OutboundMail.objects.exists()
     assert not AuditEvent.objects.exists()
 
 
@@ -108,8 +118,9 @@ def test_members_cannot_invite_and_outsiders_get_a_404(client, member, outsider)
 def test_inviting_again_resends_with_a_new_link(client, owner):
     client.force_login(owner.user)
     invite(client)
+    first = link_in(delivered()[0])
     invite(client, role="admin")
-    first, second = (link_in(m) for m in mail.outbox)
+    second = link_in(delivered()[1])
     assert Invitation.objects.count() == 1 and Invitation.objects.get().role == Role.ADMIN
     assert client.get(first).status_code == 404
     assert client.get(second).status_code == 200
@@ -119,9 +130,9 @@ def test_resend_and_cancel(client, owner):
     client.force_login(owner.user)
     invite(client)
     invitation = Invitation.objects.get()
-    old = link_in(mail.outbox[0])
+    old = link_in(delivered()[0])
     assert client.post(f"/w/acme/admin/invitations/{invitation.pk}/resend/").status_code == 302
-    new = link_in(mail.outbox[1])
+    new = link_in(delivered()[1])
     assert new != old
     client.logout()
     gone = client.get(old)
@@ -146,7 +157,7 @@ def test_admins_cannot_resend_or_cancel_owner_invitations(client, owner, admin):
     client.post(f"/w/acme/admin/invitations/{invitation.pk}/resend/")
     assert client.post(f"/w/acme/admin/invitations/{invitation.pk}/cancel/").status_code == 403
     invitation.refresh_from_db()
-    assert invitation.cancelled_at is None and len(mail.outbox) == 1
+    assert invitation.cancelled_at is None and len(delivered()) == 1
 
 
 def test_admins_cannot_turn_an_owner_invitation_into_another_by_inviting_again(
@@ -160,7 +171,7 @@ def test_admins_cannot_turn_an_owner_invitation_into_another_by_inviting_again(
     assert "open invitation as Owner that only an owner can change" in response.content.decode()
     after = Invitation.objects.get()
     assert (after.role, after.key_digest) == (Role.OWNER, before.key_digest)
-    assert len(mail.outbox) == 1
+    assert len(delivered()) == 1
     assert not AuditEvent.objects.filter(action="invitation.resent").exists()
 
 
@@ -176,13 +187,9 @@ def test_inviting_again_with_another_role_records_the_change(client, owner):
 def test_a_link_replaced_while_it_was_being_used_no_longer_works(client, invited, owner):
     """The invitation page found the invitation by its key; a resend before the locked write
     gave it a new key: the old link must not accept."""
-    from console.audit import Actor
-    from console.errors import ServiceError
-    from workspaces.services import members
-
     found = members.invitation_by_key(invited.strip("/").split("/")[-1])
     members.invitation_resend(invitation=Invitation.objects.get(), acting=owner,
-                              actor=Actor(owner.user), base_url="http://testserver")
+                              actor=Actor(owner.user))
     with pytest.raises(ServiceError):
         members.invitation_create_account(invitation=found, name="New", password="a-long-pass-1",
                                           actor=Actor(None))
@@ -206,7 +213,7 @@ def invited(client, owner):
     client.force_login(owner.user)
     invite(client, "new@acme.test", "admin")
     client.logout()
-    return link_in(mail.outbox[-1])
+    return link_in(delivered()[-1])
 
 
 def test_a_newcomer_creates_an_account_and_accepts(client, invited):
@@ -281,3 +288,83 @@ def test_it_expires_after_seven_days(client, invited):
 
 def test_an_unknown_key_is_a_404(client, db):
     assert client.get("/invitations/not-a-key/").status_code == 404
+
+
+# Invitations die with their inviter's right to send them ---------------------------------------
+
+
+@pytest.fixture
+def mallory(workspace):
+    """An admin who invites a friend as admin, and then loses the right to."""
+    return MembershipFactory(workspace=workspace, role=Role.ADMIN,
+                             user=UserFactory(email="mallory@acme.test"))
+
+
+def mallorys_invitation(client, mallory, role="admin"):
+    client.force_login(mallory.user)
+    assert invite(client, "sock@evil.test", role).status_code == 302
+    link = link_in(delivered()[-1])
+    client.logout()
+    assert client.get(link).status_code == 200
+    return link
+
+
+def assert_dead(client, link, reason):
+    response = client.get(link)
+    assert response.status_code == 404 and b"This invitation is no longer valid" in response.content
+    UserFactory(email="sock@evil.test")
+    client.force_login(User.objects.get(email="sock@evil.test"))
+    assert client.post(link).status_code == 404
+    assert not Membership.objects.filter(user__email="sock@evil.test").exists()
+    event = AuditEvent.objects.get(action="invitation.cancelled")
+    assert event.target == "sock@evil.test"
+    assert event.details == {"role": "admin", "reason": reason}
+
+
+def test_demoting_the_inviter_cancels_what_they_could_no_longer_send(client, owner, mallory):
+    link = mallorys_invitation(client, mallory)
+    client.force_login(owner.user)
+    assert client.post(f"{MEMBERS}{mallory.pk}/role/", {"role": "member"}).status_code == 302
+    client.logout()
+    assert_dead(client, link, "its inviter is now member")
+    assert Invitation.objects.get().cancelled_at is not None
+
+
+def test_removing_the_inviter_cancels_their_invitations(client, owner, mallory):
+    link = mallorys_invitation(client, mallory)
+    client.force_login(owner.user)
+    assert client.post(f"{MEMBERS}{mallory.pk}/remove/").status_code == 302
+    client.logout()
+    assert_dead(client, link, "its inviter was removed")
+
+
+def test_deactivating_the_inviter_cancels_their_invitations(client, owner, mallory):
+    link = mallorys_invitation(client, mallory)
+    users.user_set_active(user=mallory.user, active=False, actor=Actor(owner.user))
+    assert_dead(client, link, "its inviter was deactivated")
+
+
+def test_an_owner_made_admin_keeps_the_invitations_an_admin_may_send(client, owner, workspace):
+    second = MembershipFactory(workspace=workspace, role=Role.OWNER,
+                               user=UserFactory(email="olga@acme.test"))
+    client.force_login(second.user)
+    invite(client, "boss@acme.test", "owner")
+    invite(client, "helper@acme.test", "admin")
+    client.force_login(owner.user)
+    assert client.post(f"{MEMBERS}{second.pk}/role/", {"role": "admin"}).status_code == 302
+    open_ones = Invitation.objects.filter(cancelled_at__isnull=True)
+    assert list(open_ones.values_list("email", flat=True)) == ["helper@acme.test"]
+    event = AuditEvent.objects.get(action="invitation.cancelled")
+    assert (event.target, event.details) == ("boss@acme.test",
+                                             {"role": "owner", "reason": "its inviter is now admin"})
+    assert [m.to for m in delivered()] == [["helper@acme.test"]]  # the cancelled one: no mail
+
+
+def test_a_demotion_rolled_back_cancels_nothing(owner, mallory, client):
+    mallorys_invitation(client, mallory)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        members.member_change_role(membership=mallory, acting=owner, actor=Actor(owner.user),
+                                   role=Role.MEMBER)
+        raise RuntimeError("the change failed after the demotion")
+    assert Invitation.objects.get().cancelled_at is None
+    assert not AuditEvent.objects.filter(action="invitation.cancelled").exists()

@@ -207,8 +207,7 @@ def test_a_token_created_while_its_creator_invites_someone_both_succeed(cast):
 
     admin = cast["admin"]
     invite = partial(ws_members.member_invite, workspace=cast["workspace"], acting=admin,
-                     actor=Actor(admin.user), email="new@acme.test", role=Role.MEMBER,
-                     base_url="http://testserver")
+                     actor=Actor(admin.user), email="new@acme.test", role=Role.MEMBER)
     # The invitation holds the admin's membership; the token's creation locks the workspace,
     # then waits for it.
     response = race(cast, invite, admin, "/w/acme/admin/access-tokens/new/",

@@ -1,5 +1,6 @@
-"""Expiry reminders (`manage.py send_token_reminders`, for cron every hour) and the Access
-tokens page's banner of the viewer's own tokens that expire within 7 days.
+"""Expiry reminders (`manage.py send_token_reminders`, for cron every hour, queues them; the mail
+worker sends them) and the Access tokens page's banner of the viewer's own tokens that expire
+within 7 days.
 
 A week before its expiry (for tokens that live longer than a week) and on the day itself, UTC
 (for tokens that live longer than a day), a token's creator gets one mail each, however often
@@ -18,10 +19,13 @@ from django.core.management import call_command
 from django.db import connections
 from django.test import Client
 
+from console import outbox
+from console.models import OutboundMail
 from tokens.models import AccessToken
 from workspaces.models import User
 
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory, make_token
+from .mailbox import delivered, use_smtp_port
 
 LIST = "/w/acme/admin/access-tokens/"
 NOW = datetime(2030, 3, 10, 15, 0, tzinfo=UTC)  # a Sunday afternoon, UTC
@@ -29,14 +33,16 @@ LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
 
 
 def remind() -> str:
-    """Run the command as cron does; returns what it printed."""
+    """Run the command as cron does, and the mail worker after it; returns what the command
+    printed."""
     out = StringIO()
     call_command("send_token_reminders", stdout=out)
+    delivered()
     return out.getvalue().strip()
 
 
 def subjects() -> list[str]:
-    return [message.subject for message in mail.outbox]
+    return [message.subject for message in delivered()]
 
 
 @pytest.fixture
@@ -89,8 +95,8 @@ def test_the_week_reminder_goes_seven_days_before_and_the_day_reminder_at_midnig
 def test_running_it_twice_sends_each_reminder_once(now, owner):
     make_token(owner, name="CI", created_at=now - timedelta(days=20),
                expires_at=now + timedelta(days=3))
-    assert remind() == "1 reminder sent."
-    assert remind() == "0 reminders sent."
+    assert remind() == "1 reminder queued."
+    assert remind() == "0 reminders queued."
     assert subjects() == ["Your Codex access token “CI” expires in 3 days"]
 
 
@@ -100,7 +106,7 @@ def test_a_token_expiring_in_three_days_created_twenty_days_ago_gets_the_week_re
     token, _ = make_token(owner, name="CI", created_at=now - timedelta(days=20),
                           expires_at=now + timedelta(days=3))
     remind()
-    (message,) = mail.outbox
+    (message,) = delivered()
     assert message.subject == "Your Codex access token “CI” expires in 3 days"
     token.refresh_from_db()
     assert token.reminded_week_at == now and token.reminded_day_at is None
@@ -161,7 +167,7 @@ def test_the_mail_names_the_token_and_workspace_and_links_to_its_page(
     token, plaintext = make_token(owner, name="nightly-docs", created_at=now - timedelta(days=5),
                                   expires_at=now + timedelta(days=days_left, hours=3))
     remind()
-    (message,) = mail.outbox
+    (message,) = delivered()
     assert message.to == ["alice@acme.test"]
     assert message.subject == f"Your Codex access token “nightly-docs” {words}"
     assert "“nightly-docs”" in message.body
@@ -172,21 +178,23 @@ def test_the_mail_names_the_token_and_workspace_and_links_to_its_page(
         assert secret not in message.body and secret not in message.subject
 
 
-def test_a_mail_that_cannot_be_sent_goes_out_on_the_next_run(now, owner, settings):
+def test_a_reminder_the_mail_server_cannot_take_goes_out_once_it_can(
+    time_machine, now, owner, settings
+):
     token, _ = make_token(owner, name="CI", created_at=now - timedelta(days=20),
                           expires_at=now + timedelta(days=3))
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", 1  # nothing listens there
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    assert remind() == "0 reminders sent."
+    use_smtp_port(settings, 1)  # nothing listens there
+    assert remind() == "1 reminder queued."
     token.refresh_from_db()
-    assert token.reminded_week_at is None
+    assert token.reminded_week_at == now  # claimed, and its mail queued: it goes once
+    queued = OutboundMail.objects.get(kind="token_expiry")
+    assert (queued.status, queued.attempts) == ("pending", 1) and queued.last_error
+    assert remind() == "0 reminders queued."
     settings.EMAIL_BACKEND = LOCMEM
-    assert remind() == "1 reminder sent."
+    time_machine.move_to(queued.next_attempt_at, tick=False)
     assert subjects() == ["Your Codex access token “CI” expires in 3 days"]
-    token.refresh_from_db()
-    assert token.reminded_week_at == now
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts) == ("sent", 2)
 
 
 class RevokeSecondOnFirstSend(mail.backends.locmem.EmailBackend):
@@ -210,9 +218,11 @@ def test_a_token_revoked_while_reminders_go_out_gets_none(now, owner, settings):
         make_token(owner, name=name, created_at=now - timedelta(days=20),
                    expires_at=now + timedelta(days=3))
     settings.EMAIL_BACKEND = f"{__name__}.RevokeSecondOnFirstSend"
-    assert remind() == "1 reminder sent."  # in the order the tokens were made
+    assert remind() == "2 reminders queued."  # sent in the order the tokens were made
     assert subjects() == ["Your Codex access token “first” expires in 3 days"]
-    assert AccessToken.objects.get(name="second").reminded_week_at is None
+    second = AccessToken.objects.get(name="second")
+    assert OutboundMail.objects.get(kind="token_expiry", params__token=second.pk).status == \
+        "skipped"
 
 
 # Two runs at once ---------------------------------------------------------------------------
@@ -246,33 +256,35 @@ def test_two_runs_started_at_once_send_each_reminder_once(transactional_db):
         t.join(60)
     assert len(printed) == 2
     assert sum(int(line.split()[0]) for line in printed) == 20
+    assert OutboundMail.objects.filter(kind="token_expiry").count() == 20
     assert sorted(subjects()) == sorted(
         f"Your Codex access token “{name}” expires in 3 days" for name in names)
     assert not AccessToken.objects.filter(reminded_week_at__isnull=True).exists()
 
 
 def test_a_mail_server_that_stops_answering_holds_up_no_api_call(transactional_db, settings):
-    """The reminder's claim commits before the mail goes: while the mail server hangs, the
-    token keeps working (its API calls update its row), and the failed mail is tried again."""
+    """The reminder's claim and its mail commit together, and the worker sends with no
+    transaction open: while the mail server hangs, the token keeps working (its API calls
+    update its row), and the mail is tried again later."""
     workspace = WorkspaceFactory(slug="acme", allow_codex_local=True, allow_access_tokens=True)
     owner = MembershipFactory(workspace=workspace, role="owner")
     token, plaintext = make_token(owner, created_at=datetime.now(UTC) - timedelta(days=20),
                                   expires_at=datetime.now(UTC) + timedelta(days=3))
     listener = socket.create_server(("127.0.0.1", 0))
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    use_smtp_port(settings, listener.getsockname()[1])
     settings.EMAIL_TIMEOUT = 30
-    printed = []
+    out = StringIO()
+    call_command("send_token_reminders", stdout=out)
+    assert out.getvalue().strip() == "1 reminder queued."
+    done = []
 
-    def reminders():
+    def worker():
         try:
-            printed.append(remind())
+            done.append(outbox.send_due())
         finally:
             connections.close_all()
 
-    sending = threading.Thread(target=reminders)
+    sending = threading.Thread(target=worker)
     sending.start()
     listener.settimeout(10)
     mail_connection, _ = listener.accept()  # and never answers it
@@ -293,9 +305,10 @@ def test_a_mail_server_that_stops_answering_holds_up_no_api_call(transactional_d
     mail_connection.close()
     listener.close()
     sending.join(30)
-    assert printed == ["0 reminders sent."]
+    assert done == [{"retry": 1}]
     token.refresh_from_db()
-    assert token.reminded_week_at is None and token.last_used_at is not None
+    assert token.reminded_week_at is not None and token.last_used_at is not None
+    assert OutboundMail.objects.get().status == "pending"
 
 
 # The banner on the Access tokens page -----------------------------------------------------

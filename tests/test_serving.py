@@ -6,7 +6,6 @@ another worker has threads free."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,25 +15,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from .factories import MembershipFactory, WorkspaceFactory, make_token
+from .processes import database_url, free_port
 from .standin_model import StandinModel
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -52,7 +38,7 @@ def gunicorn(transactional_db, tmp_path):
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "DATABASE_URL": database_url(), "DEBUG": "false",
                  "SECRET_KEY": "serving-test-" + "x" * 50, "ALLOWED_HOSTS": "127.0.0.1",
-                 "SECURE_SSL_REDIRECT": "false", "EMAIL_URL": "dummymail://",
+                 "SECURE_SSL_REDIRECT": "false", "EMAIL_URL": "smtp://127.0.0.1:1",
                  "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "1", **env})
         started.append(server)
         base = f"http://127.0.0.1:{port}"

@@ -2,15 +2,16 @@
 tell nobody which emails have accounts, and reset mail goes out through a real SMTP server."""
 
 import re
-import socket
 from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core import mail
 from django.utils import timezone
 
+from console.models import OutboundMail
+
 from .factories import UserFactory
+from .mailbox import delivered
 
 LOGIN = "/accounts/login/"
 ADMIN_LOGIN = "/django-admin/login/"
@@ -162,7 +163,7 @@ def test_a_reset_answers_the_same_whether_or_not_the_email_has_an_account(client
     assert known.redirect_chain == unknown.redirect_chain == [("/accounts/password_reset/done/",
                                                                 302)]
     assert known.content == unknown.content
-    assert [m.to for m in mail.outbox] == [["alice@acme.test"]]
+    assert [m.to for m in delivered()] == [["alice@acme.test"]]
 
 
 def test_five_reset_requests_per_email_and_hour(client, owner):
@@ -172,7 +173,8 @@ def test_five_reset_requests_per_email_and_hour(client, owner):
         refused = client.post(RESET, {"email": email.upper()})
         assert refused.status_code == 429
         assert b"Too many reset requests" in refused.content
-    assert len(mail.outbox) == 5
+    assert OutboundMail.objects.filter(kind="password_reset").count() == 10
+    assert len(delivered()) == 5
 
 
 def test_the_reset_pages_are_the_consoles(client, db):
@@ -182,40 +184,15 @@ def test_the_reset_pages_are_the_consoles(client, db):
     assert "Forgot your password?" in client.get(LOGIN).content.decode()
 
 
-@pytest.fixture
-def smtp_server(settings):
-    """A real SMTP server (aiosmtpd) on loopback; the console sends through it."""
-    from aiosmtpd.controller import Controller
-
-    class Inbox:
-        def __init__(self):
-            self.messages = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.messages.append(envelope)
-            return "250 Message accepted"
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield inbox
-    controller.stop()
-
-
-def test_a_password_reset_through_a_real_smtp_server(client, owner, smtp_server):
+def test_a_password_reset_through_a_real_smtp_server(client, owner, smtp_server, settings):
     assert client.post(RESET, {"email": "alice@acme.test"}).status_code == 302
+    assert smtp_server.messages == []  # queued: the mail worker sends it
+    delivered()
     (envelope,) = smtp_server.messages
     assert envelope.rcpt_tos == ["alice@acme.test"]
     body = envelope.content.decode()
     assert "Reset your Codex workspace console password" in body
-    link = re.search(r"http://testserver(/accounts/reset/\S+/)", body).group(1)
+    link = re.search(re.escape(settings.SITE_URL) + r"(/accounts/reset/\S+/)", body).group(1)
     form = client.get(link, follow=True)
     assert b"Choose a new password" in form.content
     done = client.post(form.redirect_chain[-1][0], {

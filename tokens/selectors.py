@@ -16,7 +16,7 @@ from django.utils.timesince import timesince
 
 from console.export import day_range
 from workspaces import permissions
-from workspaces.models import AuditEvent, Membership, User, Workspace
+from workspaces.models import AuditEvent, Membership, User, Workspace, normal_email
 
 from . import codec, stats
 from .models import AccessToken, Run, RunDay, TokenStatus
@@ -34,6 +34,15 @@ SORTS = {
     "last_used": ("last_used_at", "smallest"),
 }
 DEFAULT_SORT = "-created"
+
+
+def remindable_tokens(now):
+    """What an expiry reminder may be about: active tokens with an expiry, not replaced, whose
+    creator is active (the reminders' candidates, and what a queued reminder checks again when
+    it goes)."""
+    return AccessToken.objects.active(now).filter(expires_at__isnull=False,
+                                                  replaced_by__isnull=True,
+                                                  created_by__is_active=True)
 
 
 def _ordering(sort: str):
@@ -97,7 +106,7 @@ def token_list(membership: Membership, filters: TokenFilters, now):
     elif filters.status == IDLE:
         tokens = tokens.idle(now)
     if filters.creator:
-        tokens = tokens.filter(created_by__email__iexact=filters.creator)
+        tokens = tokens.filter(created_by__email=normal_email(filters.creator))
     if filters.q:
         tokens = tokens.filter(name__icontains=filters.q)
     return tokens.order_by(*_ordering(filters.sort))
@@ -246,7 +255,7 @@ def governance_runs(workspace: Workspace, filters: RunFilters | None):
         runs, counted = runs.none(), stats.Filters(user_id=-1)
         filters = RunFilters()
     if filters.member:
-        user = User.objects.filter(email__iexact=filters.member.strip()).first()
+        user = User.objects.filter(email=normal_email(filters.member)).first()
         counted = stats.Filters(user_id=user.pk if user else -1)
         runs = runs.filter(user_id=counted.user_id)
     if filters.token:

@@ -1,19 +1,35 @@
+import unicodedata
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 
+def normal_email(value: str) -> str:
+    """An email address in its one normal form: Unicode NFKC, case-folded, trimmed. Emails are
+    stored in it and compared in it exactly, never with the database's case-insensitive
+    matching (PostgreSQL's UPPER() turns `ı` into I and `ſ` into S): so `Victim@Acme.test`
+    and `victim@acme.teſt` are one address, and `victım@acme.test` another. Every per-email
+    limit counts on it."""
+    folded = unicodedata.normalize("NFKC", value or "").casefold()
+    return unicodedata.normalize("NFKC", folded).strip()
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
+    @classmethod
+    def normalize_email(cls, email):
+        return normal_email(email)
+
     def get_by_natural_key(self, email):
-        return self.get(email__iexact=email)
+        return self.get(email=normal_email(email))
 
     def create_user(self, email, password=None, **extra):
         if not email:
             raise ValueError("A user needs an email address.")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=self.normalize_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -40,10 +56,16 @@ class User(AbstractBaseUser, PermissionsMixin):
     REQUIRED_FIELDS = []
 
     class Meta:
+        # Emails are stored in their normal form (normal_email); this keeps a row written
+        # around it from doubling an account by case.
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
 
     def __str__(self):
         return self.email
+
+    def clean(self):
+        super().clean()
+        self.email = normal_email(self.email)
 
     @property
     def display_name(self):
@@ -215,7 +237,8 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["-sent_at", "-id"]
         constraints = [
-            # One open invitation per email and workspace: inviting again resends it.
+            # One open invitation per email (stored in its normal form) and workspace:
+            # inviting again resends it.
             models.UniqueConstraint(
                 "workspace", Lower("email"),
                 condition=models.Q(accepted_at__isnull=True, cancelled_at__isnull=True),

@@ -1,7 +1,8 @@
 """Sign-in guarding, on django-axes.
 
 django-axes counts failed sign-ins (through Django's `user_login_failed` signal, so the
-console's sign-in page, the invitation page and Django admin's login all count) and refuses
+console's sign-in page, the invitation page and Django admin's login all count, and so do wrong
+old passwords on the password change page) and refuses
 locked-out attempts in its authentication backend, before the password is checked. Axes has one
 failure limit for every lockout parameter; the contract has two (one per email, a larger one
 per address), and a successful sign-in clears the email's count only. `SignInGuard` is axes's
@@ -23,15 +24,19 @@ from redis.exceptions import RedisError
 
 from console.addresses import client_ip, limit_key
 
+from .models import normal_email
+
 logger = logging.getLogger(__name__)
 
 CACHE_DOWN = (RedisError, OSError)
 
 
 def username_of(request, credentials) -> str | None:
-    """The email a sign-in attempt names, lower-cased: one count per email, whatever its case."""
+    """The email a sign-in attempt names, in its normal form (NFKC, case-folded): one count per
+    address however it is spelled, the same address the sign-in looks the account up by."""
     username = (credentials or {}).get(settings.AXES_USERNAME_FORM_FIELD)
-    return username.strip().lower() if isinstance(username, str) and username.strip() else None
+    email = normal_email(username) if isinstance(username, str) else ""
+    return email or None
 
 
 def address_of(request) -> str | None:

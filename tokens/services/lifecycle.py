@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from console.audit import Actor
 from console.errors import Forbidden, ServiceError
 from console.locking import for_update
-from console.mail import compose, send_on_commit
+from console.mail import queue_mail
 from workspaces import permissions
 from workspaces.audit import record
 from workspaces.models import Membership, User, Workspace
@@ -221,8 +219,8 @@ def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
 
     The conditional UPDATE takes the row lock, so a run being recorded for this token either
     committed before the revocation or sees it and is refused. When someone other than its
-    creator revokes it (an owner, an admin, a leak report), the creator is mailed once the
-    revocation commits.
+    creator revokes it (an owner, an admin, a leak report), a mail to the creator is queued in
+    the same transaction (tokens/mail.py renders it).
     """
     now = timezone.now()
     changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -242,11 +240,7 @@ def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
     if actor.user is None or actor.user.pk != token.created_by_id:
         by = (f"{actor.user.display_name} ({actor.user.email})" if actor.user
               else REVOKERS.get(reason, "the console"))
-        send_on_commit(compose("token_revoked", token.created_by.email, {
-            "token": token, "by": by, "reason": reason,
-            "url": settings.SITE_URL + reverse("tokens:detail",
-                                               args=[token.workspace.slug, token.pk]),
-        }))
+        queue_mail(kind="token_revoked", to=token.created_by.email, token=token.pk, by=by)
     return True
 
 

@@ -11,19 +11,17 @@ from datetime import timedelta
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Lower
-from django.urls import reverse
 from django.utils import timezone
 
 from console.audit import Actor
 from console.errors import Forbidden, ServiceError
 from console.locking import for_update
-from console.mail import compose, send_now
+from console.mail import queue_mail
 from tokens.interface import revoke_member_tokens
 
 from .. import permissions
 from ..audit import record
-from ..models import Invitation, Membership, User, Workspace
+from ..models import Invitation, Membership, Role, User, Workspace, normal_email
 from ..selectors import lock_members, lock_owners
 
 INVITATION_LIFETIME = timedelta(days=7)
@@ -49,6 +47,10 @@ def member_change_role(
         workspace=membership.workspace, actor=actor, action="member.role_changed",
         target=membership.user.email, details={"before": before, "after": role},
     )
+    invitations_cancel_unsendable(
+        workspace=membership.workspace, inviter=membership.user, now_as=membership, actor=actor,
+        reason=f"its inviter is now {Role(role).label.lower()}",
+    )
     return membership
 
 
@@ -68,61 +70,86 @@ def member_remove(*, membership: Membership, acting: Membership, actor: Actor) -
         workspace=workspace, actor=actor, action="member.removed", target=email,
         details={"role": role, "tokens_revoked": revoked},
     )
+    invitations_cancel_unsendable(workspace=workspace, inviter=membership.user, now_as=None,
+                                  actor=actor, reason="its inviter was removed")
 
+
+def invitations_cancel_unsendable(*, workspace: Workspace, inviter: User,
+                                  now_as: Membership | None, actor: Actor, reason: str) -> int:
+    """Cancel the open invitations `inviter` sent to `workspace` that they could no longer
+    send as `now_as` (their membership after a change; None: no longer a member), each audited
+    with the reason. Inside the caller's transaction, which has locked the inviter's membership
+    (or removed it). An invitation lives on its inviter's right to send it: an admin demoted
+    to member must not see a sock puppet join as admin. Returns how many."""
+    cancelled = 0
+    open_ones = for_update(Invitation.objects.filter(
+        workspace=workspace, invited_by=inviter, accepted_at__isnull=True,
+        cancelled_at__isnull=True))
+    for invitation in open_ones:
+        if now_as is not None and not permissions.refuse_invitation(now_as, invitation.role):
+            continue
+        invitation.cancelled_at = timezone.now()
+        invitation.save(update_fields=["cancelled_at"])
+        record(workspace=workspace, actor=actor, action="invitation.cancelled",
+               target=invitation.email, details={"role": invitation.role, "reason": reason})
+        cancelled += 1
+    return cancelled
 
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def invitation_url(base_url: str, key: str) -> str:
-    return base_url.rstrip("/") + reverse("invitation", args=[key])
-
-
-def send_invitation(invitation: Invitation, key: str, base_url: str, inviter: User | None):
-    try:
-        send_now(compose("invitation", invitation.email, {
-            "invitation": invitation,
-            "inviter": inviter,
-            "url": invitation_url(base_url, key),
-        }))
-    except Exception as error:
-        raise ServiceError(
-            "The invitation mail could not be sent, so nothing was saved. Try again shortly."
-        ) from error
-
-
-def new_invitation_key(invitation: Invitation, now) -> str:
-    key = secrets.token_urlsafe(32)
-    invitation.key_digest = _digest(key)
+def queue_invitation_mail(invitation: Invitation, inviter: User | None, now) -> None:
+    """Save the invitation and queue its mail, its link starting over: the link of any earlier
+    mail stops working at once (the digest is now one of a key nobody has), and the expiry
+    counts from now. The key that works is made by the mail worker when the mail goes
+    (`invitation_issue_key`), so it exists only in the mail."""
+    invitation.key_digest = _digest(secrets.token_urlsafe(32))
     invitation.sent_at = now
     invitation.expires_at = now + INVITATION_LIFETIME
-    return key
+    invitation.save()
+    queue_mail(kind="invitation", to=invitation.email, invitation=invitation.pk,
+               sent_at=now.isoformat(), inviter=inviter.pk if inviter else None)
+
+
+@transaction.atomic
+def invitation_issue_key(*, invitation_id: int, sent_at: str) -> tuple[Invitation, str] | None:
+    """The key of the link in the invitation's mail queued at `sent_at`, made as the mail goes
+    (the mail worker calls this): only its digest is stored. None when that mail no longer
+    makes sense: the invitation was accepted, cancelled, has expired or was sent again since
+    (the later mail carries the link)."""
+    invitation = for_update(Invitation.objects.select_related("workspace").filter(
+        pk=invitation_id)).first()
+    if (invitation is None or not invitation.is_open_at(timezone.now())
+            or invitation.sent_at.isoformat() != sent_at):
+        return None
+    key = secrets.token_urlsafe(32)
+    invitation.key_digest = _digest(key)
+    invitation.save(update_fields=["key_digest"])
+    return invitation, key
 
 
 @transaction.atomic
 def member_invite(
     *, workspace: Workspace, acting: Membership, actor: Actor, email: str, role: str,
-    base_url: str,
 ) -> Invitation:
-    """Invite `email` to join with `role`, by mail. The answer does not depend on whether the
-    email has an account anywhere. Inviting an email that has an open invitation sends it again
-    (with a new key, the new role and a new expiry)."""
-    email = User.objects.normalize_email((email or "").strip()).lower()
+    """Invite `email` (in its normal form) to join with `role`, by mail (queued). The answer
+    does not depend on whether the email has an account anywhere. Inviting an email that has
+    an open invitation sends it again (with a new key, the new role and a new expiry)."""
+    email = normal_email(email)
     if not email:
         raise ServiceError("Enter an email address.", "email")
     (acting,) = lock_members(acting)
     refusal = permissions.refuse_invitation(acting, role)
     if refusal:
         raise Forbidden(refusal, "role")
-    if Membership.objects.filter(workspace=workspace, user__email__iexact=email).exists():
+    if Membership.objects.filter(workspace=workspace, user__email=email).exists():
         raise ServiceError(f"{email} is already a member of {workspace.name}.", "email")
     now = timezone.now()
-    invitation = for_update(
-        Invitation.objects.annotate(lemail=Lower("email"))
-        .filter(workspace=workspace, lemail=email, accepted_at__isnull=True,
-                cancelled_at__isnull=True)
-    ).first()
+    invitation = for_update(Invitation.objects.filter(
+        workspace=workspace, email=email, accepted_at__isnull=True, cancelled_at__isnull=True,
+    )).first()
     action = "invitation.resent" if invitation else "invitation.sent"
     details = {"role": role}
     if invitation is None:
@@ -137,14 +164,12 @@ def member_invite(
             details = {"role": {"before": invitation.role, "after": role}}
     invitation.role = role
     invitation.invited_by = actor.user
-    key = new_invitation_key(invitation, now)
     try:
         with transaction.atomic():
-            invitation.save()
+            queue_invitation_mail(invitation, actor.user, now)
     except IntegrityError:
         raise ServiceError(f"{email} was invited a moment ago. Reload the page.", "email") from None
     record(workspace=workspace, actor=actor, action=action, target=email, details=details)
-    send_invitation(invitation, key, base_url, actor.user)
     return invitation
 
 
@@ -161,15 +186,12 @@ def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[I
 
 
 @transaction.atomic
-def invitation_resend(*, invitation: Invitation, acting: Membership, actor: Actor,
-                      base_url: str) -> Invitation:
+def invitation_resend(*, invitation: Invitation, acting: Membership, actor: Actor) -> Invitation:
     """Send the invitation again with a new key (the old link stops working) and a new expiry."""
     invitation, acting = _lock_open_invitation(invitation, acting)
-    key = new_invitation_key(invitation, timezone.now())
-    invitation.save(update_fields=["key_digest", "sent_at", "expires_at"])
+    queue_invitation_mail(invitation, actor.user, timezone.now())
     record(workspace=invitation.workspace, actor=actor, action="invitation.resent",
            target=invitation.email, details={"role": invitation.role})
-    send_invitation(invitation, key, base_url, actor.user)
     return invitation
 
 
@@ -211,7 +233,7 @@ def invitation_create_account(
     name = (name or "").strip()
     if not name:
         raise ServiceError("Enter your name.", "name")
-    if User.objects.filter(email__iexact=invitation.email).exists():
+    if User.objects.filter(email=invitation.email).exists():
         raise ServiceError("An account with this email exists already: sign in instead.")
     user = User(email=invitation.email, name=name[:150])
     try:
@@ -233,7 +255,7 @@ def invitation_create_account(
 def invitation_accept(*, invitation: Invitation, user: User, actor: Actor) -> Membership:
     """Join the workspace with the invitation's role. Only the invited email may; once."""
     invitation = _lock_usable(invitation)
-    if user.email.lower() != invitation.email.lower():
+    if normal_email(user.email) != invitation.email:
         raise Forbidden(f"This invitation is for {invitation.email}. Sign in with that email.")
     workspace = invitation.workspace
     try:

@@ -25,10 +25,11 @@ from ..models import (
     Role,
     User,
     Workspace,
+    normal_email,
 )
 from ..permissions import Perm
 from ..selectors import lock_members
-from .members import new_invitation_key, send_invitation
+from .members import queue_invitation_mail
 
 SETTINGS_FIELDS = ("allow_codex_local", "allow_access_tokens", "max_token_lifetime_days")
 LIFETIMES = (None, *TOKEN_LIFETIME_DAYS)
@@ -62,9 +63,9 @@ def workspace_update_settings(
 
 @transaction.atomic
 def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor: Actor,
-                     base_url: str) -> tuple[Workspace, Membership | Invitation]:
+                     ) -> tuple[Workspace, Membership | Invitation]:
     """Create a workspace with its first owner: a member at once when the email has an
-    account, otherwise an owner invitation mailed to it."""
+    account, otherwise an owner invitation mailed to it (queued)."""
     name, slug = (name or "").strip(), (slug or "").strip().lower()
     if not name or not slug:
         raise ServiceError("A workspace needs a name and a slug.")
@@ -92,20 +93,18 @@ def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor
         raise taken from None
     record(workspace=workspace, actor=actor, action="workspace.created", target=name,
            details={"plan": plan})
-    user = User.objects.filter(email__iexact=owner_email.strip()).first()
+    email = normal_email(owner_email)
+    user = User.objects.filter(email=email).first()
     if user is not None:
         membership = Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
         record(workspace=workspace, actor=actor, action="member.added", target=user.email,
                details={"role": Role.OWNER})
         return workspace, membership
-    email = User.objects.normalize_email(owner_email.strip()).lower()
     invitation = Invitation(workspace=workspace, email=email, role=Role.OWNER,
                             invited_by=actor.user)
-    key = new_invitation_key(invitation, timezone.now())
-    invitation.save()
+    queue_invitation_mail(invitation, actor.user, timezone.now())
     record(workspace=workspace, actor=actor, action="invitation.sent", target=email,
            details={"role": Role.OWNER})
-    send_invitation(invitation, key, base_url, actor.user)
     return workspace, invitation
 
 

@@ -1,5 +1,5 @@
-"""Users, as staff change them in Django's admin: name and staff flag, and deactivation
-(which revokes the user's access tokens in every workspace)."""
+"""Users: as staff change them in Django's admin (name and staff flag, and deactivation, which
+revokes the user's access tokens in every workspace), and password reset requests."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from django.db import transaction
 
 from console.audit import Actor, changes
 from console.locking import for_update
+from console.mail import queue_mail
 from tokens.interface import revoke_member_tokens
 
 from ..audit import record
-from ..models import Membership, User
+from ..models import Membership, User, normal_email
+from .members import invitations_cancel_unsendable
 
 
 @transaction.atomic
@@ -33,8 +35,9 @@ def user_update(*, user: User, name: str, is_staff: bool, actor: Actor) -> User:
 def user_set_active(*, user: User, active: bool, actor: Actor) -> User:
     """Deactivate (or reactivate) a user everywhere, as staff do in Django's admin.
 
-    Deactivating revokes every access token they created, in every workspace, and records it
-    in each workspace they belong to.
+    Deactivating revokes every access token they created, in every workspace, and cancels the
+    invitations they sent that are still open, recording both in each workspace they belong
+    to.
     """
     user = for_update(User.objects.filter(pk=user.pk)).get()
     if user.is_active == active:
@@ -51,6 +54,17 @@ def user_set_active(*, user: User, active: bool, actor: Actor) -> User:
             action="user.deactivated" if not active else "user.reactivated",
             target=user.email, details={"tokens_revoked": revoked} if not active else {},
         )
+        if not active:
+            invitations_cancel_unsendable(workspace=membership.workspace, inviter=user,
+                                          now_as=None, actor=actor,
+                                          reason="its inviter was deactivated")
     return user
 
 
+@transaction.atomic
+def password_reset_request(*, email: str) -> None:
+    """Queue a password reset for `email` (in its normal form), whether or not it has an
+    account: the mail worker looks the account up when it goes, and sends nothing when there is
+    none (workspaces/mail.py). So the request does the same work for every email."""
+    email = normal_email(email)
+    queue_mail(kind="password_reset", to=email, email=email)

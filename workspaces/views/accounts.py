@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import login, user_login_failed
 from django.contrib.auth import views as auth_views
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -21,31 +23,33 @@ from console.errors import ServiceError
 from console.rendering import apply_error
 
 from ..forms import (
+    ConsolePasswordChangeForm,
     ConsolePasswordResetForm,
     ConsoleSetPasswordForm,
     EmailAuthenticationForm,
     InvitationAccountForm,
 )
-from ..models import User
+from ..models import User, normal_email
 from ..services import members as members_services
+from ..services import users as users_services
+from ..signin import locked_out
 
 RESET_WINDOW = 3600
 
 
 class PasswordResetView(auth_views.PasswordResetView):
-    """Django's password reset, limited per email and per address.
+    """Django's password reset, limited per email (its normal form) and per address.
 
-    The answer is the same whether or not the email has an account: a reset mail goes out
-    only if it has one, and the limits count every email alike, so neither tells anybody
-    which emails have accounts.
+    The answer is the same whether or not the email has an account, and so is the work: every
+    request queues a reset for its email, and the mail worker sends a mail only if the email
+    has an account (workspaces/mail.py). The limits count every email alike. So neither the
+    answer nor its time tells anybody which emails have accounts.
     """
 
     form_class = ConsolePasswordResetForm
-    email_template_name = "registration/password_reset_email.txt"
-    subject_template_name = "registration/password_reset_subject.txt"
 
     def form_valid(self, form):
-        email = form.cleaned_data["email"].strip().lower()
+        email = normal_email(form.cleaned_data["email"])
         email_key = hashlib.sha256(email.encode()).hexdigest()
         address = client_ip(self.request) or "unknown"
         for scope, who, limit in (("reset-email", email_key, settings.PASSWORD_RESET_EMAIL_LIMIT),
@@ -59,7 +63,30 @@ class PasswordResetView(auth_views.PasswordResetView):
                 }, status=429)
         for scope, who in (("reset-email", email_key), ("reset-address", address)):
             throttle.count(who, scope=scope, window=RESET_WINDOW)
-        return super().form_valid(form)
+        users_services.password_reset_request(email=email)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's password change, where a wrong old password counts as a failed sign-in for the
+    user's email and the client's address (django-axes, workspaces/signin.py): past the limit
+    the page refuses, even with the right old password, as sign-in does."""
+
+    form_class = ConsolePasswordChangeForm
+
+    def _credentials(self) -> dict:
+        return {settings.AXES_USERNAME_FORM_FIELD: self.request.user.get_username()}
+
+    def post(self, request, *args, **kwargs):
+        if AxesProxyHandler.is_locked(request, self._credentials()):
+            return locked_out(request)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        if form.has_error("old_password", "password_incorrect"):
+            user_login_failed.send(sender=type(form), credentials=self._credentials(),
+                                   request=self.request)
+        return super().form_invalid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
@@ -81,8 +108,8 @@ def _invitation_page(request, invitation, key, *, sign_in_form=None, account_for
     user = request.user
     context = {"invitation": invitation, "key": key}
     if user.is_authenticated:
-        context["matches"] = user.email.lower() == invitation.email.lower()
-    elif User.objects.filter(email__iexact=invitation.email).exists():
+        context["matches"] = normal_email(user.email) == invitation.email
+    elif User.objects.filter(email=invitation.email).exists():
         context["sign_in_form"] = sign_in_form or EmailAuthenticationForm(
             request, initial={"username": invitation.email})
     else:

@@ -61,10 +61,6 @@ def members(request, slug):
     return _members_page(request, workspace, membership)
 
 
-def _base_url(request) -> str:
-    return request.build_absolute_uri("/")
-
-
 @login_required
 @require_POST
 def member_invite(request, slug):
@@ -75,7 +71,6 @@ def member_invite(request, slug):
             invitation = members_services.member_invite(
                 workspace=workspace, acting=membership, actor=Actor.from_request(request),
                 email=form.cleaned_data["email"], role=form.cleaned_data["role"],
-                base_url=_base_url(request),
             )
         except ServiceError as error:
             apply_error(form, error)
@@ -100,7 +95,7 @@ def invitation_resend(request, slug, invitation_id):
     invitation = _invitation_or_404(workspace, invitation_id)
     try:
         members_services.invitation_resend(invitation=invitation, acting=membership,
-                                   actor=Actor.from_request(request), base_url=_base_url(request))
+                                           actor=Actor.from_request(request))
     except ServiceError as error:
         messages.error(request, error.message)
     else:

@@ -6,7 +6,7 @@ from django.utils import timezone
 from console.audit import Actor
 from console.errors import ServiceError
 from tokens.services.lifecycle import token_create
-from workspaces.models import Membership
+from workspaces.models import Membership, normal_email
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, email, workspace, name, days, **options):
         membership = (
             Membership.objects.select_related("user", "workspace")
-            .filter(user__email__iexact=email, workspace__slug=workspace)
+            .filter(user__email=normal_email(email), workspace__slug=workspace)
             .first()
         )
         if membership is None:

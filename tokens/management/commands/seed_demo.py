@@ -76,7 +76,7 @@ class Command(BaseCommand):
             workspaces[slug] = workspace
             created += made
         for email, name, places in USERS:
-            user = User.objects.filter(email__iexact=email).first()
+            user = User.objects.filter(email=email).first()  # the demo's, in their normal form
             if user is None:
                 user = User.objects.create_user(email, PASSWORD, name=name)
                 created += 1

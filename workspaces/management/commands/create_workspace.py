@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from console.audit import Actor
@@ -24,7 +23,6 @@ class Command(BaseCommand):
             workspace, first = workspace_create(
                 name=name, slug=slug, plan=plan, owner_email=owner,
                 actor=Actor(user=None, user_agent="manage.py create_workspace"),
-                base_url=settings.SITE_URL,
             )
         except ServiceError as error:
             raise CommandError(error.message) from None
@@ -32,4 +30,4 @@ class Command(BaseCommand):
             self.stdout.write(f"Created {workspace.name} ({workspace.slug}); {owner} is its owner.")
         else:
             self.stdout.write(f"Created {workspace.name} ({workspace.slug}); an owner invitation "
-                              f"was mailed to {first.email}.")
+                              f"to {first.email} is queued for the mail worker.")
