@@ -1,5 +1,6 @@
 """The mail about access tokens, rendered by the mail worker when it goes (console/outbox.py):
-a token revoked by someone else, and expiry reminders. Queued by tokens/services."""
+a token revoked by someone else (an owner, an admin, a leak report), and expiry reminders.
+Queued by tokens/services."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from console.mail import compose, link, renderer
 
 from .models import AccessToken
 from .selectors import remindable_tokens
+from .services.lifecycle import leak_report_notices_queue
 
 
 def _page(token: AccessToken) -> str:
@@ -27,6 +29,14 @@ def token_revoked(mail):
         return None
     return compose("token_revoked", token.created_by.email,
                    {"token": token, "by": mail.params["by"], "url": _page(token)})
+
+
+@renderer("leak_report")
+def leak_report(mail):
+    """A leak report's job: a notice to the creator of each token it revoked, queued now (each
+    its own mail); nothing to send itself."""
+    leak_report_notices_queue(token_ids=mail.params["tokens"])
+    return None
 
 
 @renderer("token_expiry")

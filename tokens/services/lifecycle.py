@@ -210,17 +210,18 @@ def token_rotate(*, token: AccessToken, acting: Membership, actor: Actor, overla
     return new, plaintext
 
 
-REVOKERS = {"leak report": "a leak report: the token was found where others can see it, and "
-                           "reported to the console"}
+LEAK_REPORT = "leak report"
+REVOKERS = {LEAK_REPORT: "a leak report: the token was found where others can see it, and "
+                         "reported to the console"}
 
 
-def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
+def _revoke(token: AccessToken, actor: Actor, reason: str, *, notify: bool = True) -> bool:
     """Revoke one token inside the caller's transaction; False if it was revoked already.
 
     The conditional UPDATE takes the row lock, so a run being recorded for this token either
     committed before the revocation or sees it and is refused. When someone other than its
-    creator revokes it (an owner, an admin, a leak report), a mail to the creator is queued in
-    the same transaction (tokens/mail.py renders it).
+    creator revokes it (an owner, an admin), a mail to the creator is queued in the same
+    transaction (tokens/mail.py renders it); a leak report queues its notices itself.
     """
     now = timezone.now()
     changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -237,11 +238,15 @@ def _revoke(token: AccessToken, actor: Actor, reason: str) -> bool:
         workspace=token.workspace, actor=actor, action="token.revoked", target=token.name,
         details=details, token_id=token.pk,
     )
-    if actor.user is None or actor.user.pk != token.created_by_id:
+    if notify and (actor.user is None or actor.user.pk != token.created_by_id):
         by = (f"{actor.user.display_name} ({actor.user.email})" if actor.user
               else REVOKERS.get(reason, "the console"))
-        queue_mail(kind="token_revoked", to=token.created_by.email, token=token.pk, by=by)
+        _queue_notice(token, by)
     return True
+
+
+def _queue_notice(token: AccessToken, by: str) -> None:
+    queue_mail(kind="token_revoked", to=token.created_by.email, token=token.pk, by=by)
 
 
 @transaction.atomic
@@ -326,21 +331,32 @@ def tokens_shorten(*, acting: Membership, actor: Actor) -> int:
     return count
 
 
-LEAK_REPORT = "leak report"
-
-
 @transaction.atomic
 def tokens_revoke_leaked(*, strings, actor: Actor) -> int:
     """A leak report: revoke every active token among `strings` (each audited in its own
-    workspace as reported leaked, its creator mailed). Anything else among them (revoked,
-    expired, unknown, malformed) is ignored. Returns how many were revoked; the caller must not
-    tell anyone."""
+    workspace as reported leaked). Anything else among them (revoked, expired, unknown,
+    malformed) is ignored. Returns how many were revoked; the caller must not tell anyone.
+
+    One mail job is queued for the report whatever it held (the worker then queues a notice to
+    each revoked token's creator: `leak_report_notices_queue`), so that a report of live tokens
+    and one of anything else do the same kind of work (a write and its commit) and take the
+    same time: the time of the answer tells nobody which tokens were live either."""
     digests = {codec.digest(s) for s in strings if codec.classify(s) is codec.Kind.ACCESS_TOKEN}
-    if not digests:
-        return 0
     tokens = for_update(AccessToken.objects.filter(digest__in=digests).active(timezone.now())
                         .select_related("workspace", "created_by"))
-    return sum(_revoke(token, actor, LEAK_REPORT) for token in tokens)
+    revoked = [token.pk for token in tokens if _revoke(token, actor, LEAK_REPORT, notify=False)]
+    queue_mail(kind="leak_report", tokens=revoked)
+    return len(revoked)
+
+
+@transaction.atomic
+def leak_report_notices_queue(*, token_ids: list[int]) -> int:
+    """Queue the mail to the creator of each token a leak report revoked (the mail worker calls
+    this for the report's job). Returns how many."""
+    tokens = AccessToken.objects.filter(pk__in=token_ids).select_related("created_by")
+    for token in tokens:
+        _queue_notice(token, REVOKERS[LEAK_REPORT])
+    return len(tokens)
 
 
 def _lock_acting(acting: Membership) -> Membership:

@@ -12,6 +12,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from console.audit import Actor
 from console.errors import Forbidden, ServiceError
@@ -122,7 +123,7 @@ def invitation_issue_key(*, invitation_id: int, sent_at: str) -> tuple[Invitatio
     invitation = for_update(Invitation.objects.select_related("workspace").filter(
         pk=invitation_id)).first()
     if (invitation is None or not invitation.is_open_at(timezone.now())
-            or invitation.sent_at.isoformat() != sent_at):
+            or invitation.sent_at != parse_datetime(sent_at)):
         return None
     key = secrets.token_urlsafe(32)
     invitation.key_digest = _digest(key)
