@@ -17,6 +17,8 @@ What it proves, each with its figures and PASS/FAIL:
    it fails the test only with a 500 or a success that is wrong or not stored.
 7. Both CSV exports (10,000 audit events, 10,000 runs) stream through haproxy and PgBouncer
    while other clients query: every row arrives, in the page's order.
+8. Mail leaves the request: password resets asked on A and on B are queued, and one mail worker
+   (`manage.py send_queued_mail`, through PgBouncer) sends each once to a real SMTP server.
 
 Exits 1 when a claim fails; the temporary directory (every program's log and configuration) is
 then kept and named, as it is with CLUSTER_TEST_KEEP=1. Run it through `bash .ci/cluster-test`,
@@ -50,6 +52,7 @@ from urllib.parse import urlencode
 
 import psycopg
 import redis
+from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -230,6 +233,33 @@ def sign_in(port: int, email: str, password: str) -> tuple[Answer, dict[str, str
         "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie_header(jar)})
     jar.update(cookies_of(answer))
     return answer, jar
+
+
+def password_reset(port: int, email: str) -> Answer:
+    """The password reset page as a browser uses it (the CSRF cookie and token, then POST)."""
+    page = call(port, "GET", "/accounts/password_reset/")
+    jar = cookies_of(page)
+    found = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.body)
+    if page.status != 200 or "csrftoken" not in jar or not found:
+        raise RuntimeError(f"reset page on :{port}: {page.outcome}, no CSRF cookie or token")
+    form = urlencode({"email": email, "csrfmiddlewaretoken": found.group(1).decode()}).encode()
+    return call(port, "POST", "/accounts/password_reset/", body=form, headers={
+        "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie_header(jar)})
+
+
+class MailServer:
+    """A real SMTP server (aiosmtpd) in this process: what the console's mail worker sends."""
+
+    def __init__(self, port: int):
+        self.received: list[tuple[float, list[str]]] = []  # (when, recipients)
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.received.append((time.monotonic(), list(envelope.rcpt_tos)))
+        return "250 Message accepted"
+
+    def recipients(self) -> list[str]:
+        return sorted(address for _, to in self.received for address in to)
 
 
 def drive(stop: threading.Event, threads: int,
@@ -439,7 +469,8 @@ class Cluster:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.processes: list[Process] = []
-        self.ports = {name: free_port() for name in ("pgbouncer", "a", "b", "c", "haproxy")}
+        self.ports = {name: free_port() for name in ("pgbouncer", "a", "b", "c", "haproxy", "smtp")}
+        self.mail = MailServer(self.ports["smtp"])
         self.secret_key = secrets.token_urlsafe(50)  # 67 characters, the same for A, B and C
         self.token = ""
         self.watch: HaproxyWatch | None = None
@@ -460,7 +491,7 @@ class Cluster:
             "SECRET_KEY": self.secret_key,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SECURE_SSL_REDIRECT": "false",
-            "EMAIL_URL": "dummymail://",
+            "EMAIL_URL": f"smtp://127.0.0.1:{self.ports['smtp']}",
             "CACHE_URL": CACHE_URL,
             "DATABASE_URL": database_url,
             "DB_PREPARED_STATEMENTS": "false",
@@ -514,6 +545,9 @@ class Cluster:
             f"migrated directly ({migrated:.1f} s), seeded, token '{TOKEN_NAME}' for {TOKEN_OWNER}")
         flush_cache()
         say(f"Redis database {REDIS_DB} flushed ({CACHE_URL})")
+        self.mail.controller.start()
+        say(f"SMTP server (aiosmtpd) on 127.0.0.1:{self.ports['smtp']}: EMAIL_URL of every "
+            "server and the mail worker")
         self.start_pgbouncer()
         self.start_app("a")
         self.start_app("b")
@@ -583,6 +617,13 @@ ignore_startup_parameters = extra_float_digits
             f"{', ' + note if note else ''}; /healthz 200 after {took:.1f} s")
         return process
 
+    def start_mail_worker(self) -> Process:
+        """`manage.py send_queued_mail`, with the servers' environment (through PgBouncer)."""
+        process = spawn("mail worker", [sys.executable, "manage.py", "send_queued_mail"],
+                        {**self.server_env(), "LOG_LEVEL": "INFO"}, self.tmp / "mail-worker.log")
+        self.processes.append(process)
+        return process
+
     def start_haproxy(self) -> None:
         """haproxy in front of A and B: round robin, health checks on /healthz every 500 ms
         (down after 2 failures, up after 1 success), failed connections retried and sent to
@@ -639,6 +680,7 @@ listen console
             self.watch.stopped.set()
         for process in reversed(self.processes):
             process.stop(signal.SIGINT if process.name == "pgbouncer" else signal.SIGTERM)
+        self.mail.controller.stop()
 
     def errors_logged(self) -> str:
         """Tracebacks and errors the app servers logged (shown when a claim fails)."""
@@ -1038,6 +1080,34 @@ def step_csv_exports(cluster: Cluster) -> None:
                f"in {took:.2f} s while {EXPORT_LOAD_THREADS} clients queried")
 
 
+def step_mail(cluster: Cluster) -> None:
+    """No mail is sent in a request: a password reset asked on A and one asked on B answer at
+    once, their mail queued in the database; one mail worker, through PgBouncer, sends both."""
+    header("8. Mail queued on A and B is sent by the mail worker")
+    emails = {"a": "owner@acme.test", "b": "admin@acme.test"}
+    answers = {name: password_reset(cluster.ports[name], email) for name, email in emails.items()}
+    asked = time.monotonic()
+    say("password resets: " + ", ".join(f"{emails[name]} on {name.upper()} {answer.outcome} in "
+                                        f"{(answer.ended - answer.started) * 1000:.0f} ms"
+                                        for name, answer in answers.items()))
+    quiet = not cluster.mail.received
+    worker = cluster.start_mail_worker()
+    wanted = sorted(emails.values())
+    took = wait_until("the mail worker sending both", lambda: cluster.mail.recipients() == wanted,
+                      60, worker)
+    time.sleep(1)  # anything sent twice would have arrived by now
+    say(f"mail worker started after the answers; {cluster.mail.recipients()} received "
+        f"{took:.1f} s after it started")
+    claim("8 mail", "the resets on A and B answered 302 with nothing sent meanwhile",
+          all(a.status == 302 for a in answers.values()) and quiet,
+          f"{', '.join(a.outcome for a in answers.values())}; mail before the worker: "
+          f"{'none' if quiet else 'some'}")
+    claim("8 mail", "the worker sent each mail once", cluster.mail.recipients() == wanted,
+          f"{len(cluster.mail.received)} received")
+    figure("8 mail", f"2 resets queued on A and B, both delivered {took:.1f} s after the worker "
+           f"started ({time.monotonic() - asked:.1f} s after they were asked)")
+
+
 # Main -------------------------------------------------------------------------------------------
 
 def summary(elapsed: float) -> int:
@@ -1069,7 +1139,7 @@ def main() -> int:
             return summary(time.monotonic() - T0)
         for step in (step_preflight, step_api_throttle, step_sign_in_guard, step_session,
                      step_kill_instance, step_restart_postgres, step_prepared_statements,
-                     step_csv_exports):
+                     step_csv_exports, step_mail):
             before = len([c for c in CLAIMS if not c.passed])
             try:
                 step(cluster)

@@ -9,11 +9,16 @@
 5. wrk (bench/wrk.lua) against the floor, GET /api/v1/whoami and POST /api/v1/runs in turn,
    each warmed up first; besides req/s and latency, the CPU each request cost the workers,
    their PostgreSQL backends and wrk, which other programs on the machine barely disturb.
-6. A table, the targets (PASS/FAIL) and the machine; the figures also go to
+6. The time of the requests whose work must not depend on what they name (mail is queued, not
+   sent, in the request): a password reset for an account's email against one for an unknown
+   email, and a leak report of a live token against one of an unknown token, through gunicorn;
+   their medians and the difference (printed, not a target).
+7. A table, the targets (PASS/FAIL) and the machine; the figures also go to
    bench/out/results.json. Exits non-zero only when a request failed: a missed target is
    reported, not fatal.
 
-Options: --duration and --warmup (seconds per endpoint), --samples (requests per page).
+Options: --duration and --warmup (seconds per endpoint), --samples (requests per page),
+--only mail-timing (step 6 alone, on a small workspace of its own), --database (default bench).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make `bench`, `config`, ... importable
@@ -57,7 +63,8 @@ SERVER_ENV = {
     "SECURE_SSL_REDIRECT": "false",
     "CONN_MAX_AGE": "600",
     "LOG_LEVEL": "WARNING",
-    "EMAIL_URL": "dummymail://",
+    # Nothing is sent: no mail worker runs, so mail stays queued (the request only queues).
+    "EMAIL_URL": "smtp://127.0.0.1:1",
 }
 
 WORKERS = 2
@@ -124,8 +131,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
     parser.add_argument("--samples", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--only", choices=["mail-timing"], help="run this step alone")
+    parser.add_argument("--database", default=DB_NAME, help="the PostgreSQL database to use")
     args = parser.parse_args()
 
+    SERVER_ENV["DATABASE_URL"] = f"{PG_SERVER}/{args.database}"
     os.environ.update(SERVER_ENV)  # this process runs Django too (seeding, page timings)
     env = dict(os.environ)
     OUT.mkdir(exist_ok=True)
@@ -133,15 +143,20 @@ def main() -> int:
     machine = describe_machine()
     print_machine(machine)
 
-    ensure_wrk()
+    if not args.only:
+        ensure_wrk()
     step("database")
-    ensure_database()
+    ensure_database(args.database)
     manage(env, "migrate", "--noinput")
     manage(env, "collectstatic", "--noinput")
 
     import django
 
     django.setup()
+    if args.only == "mail-timing":
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            timing = mail_timing_phase(env, Path(tmp))
+        return 1 if timing.failed else 0
     from bench import seed
     from tokens.models import Run
 
@@ -158,6 +173,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         loads, tally = drive(env, Path(tmp), plaintexts, args.warmup, args.duration)
+        mail_timing = mail_timing_phase(env, Path(tmp))
     # A few more runs than 201s is fine (requests in flight when wrk stopped); fewer would
     # mean a 201 for a run that was never recorded.
     recorded = Run.objects.filter(workspace=workspace, client=seed.LOAD_CLIENT).count()
@@ -171,8 +187,9 @@ def main() -> int:
         "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
         "pages": {name: asdict(timing) for name, timing in pages.items()},
         "streams": asdict(tally.streams),
+        "mail timing": asdict(mail_timing),
     }, indent=2) + "\n")
-    return 1 if failed else 0
+    return 1 if failed or mail_timing.failed else 0
 
 
 # Set-up ----------------------------------------------------------------------------------
@@ -229,15 +246,15 @@ def ensure_wrk() -> None:
         subprocess.run(install, stdout=subprocess.DEVNULL, check=True)
 
 
-def ensure_database() -> None:
+def ensure_database(name: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB_NAME]).fetchone():
-            print(f"  database {DB_NAME} exists")
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            print(f"  database {name} exists")
         else:
-            conn.execute(f"CREATE DATABASE {DB_NAME}")
-            print(f"  database {DB_NAME} created")
+            conn.execute(f'CREATE DATABASE "{name}"')
+            print(f"  database {name} created")
 
 
 def manage(env: dict, *command: str) -> None:
@@ -585,6 +602,123 @@ def stream_phase(env: dict, tmp: Path, tokens_file: Path, token: str) -> StreamR
           f"{whoami.rps:.1f} req/s, p99 {whoami.p99_us / 1000:.1f} ms")
     return StreamResult(streams=STREAMS, completed=len(completed), whoami=whoami,
                         serving=f"{WORKERS} x {threads_each} threads")
+
+
+# Requests that must take the same time whatever they name ------------------------------
+
+MAIL_TIMING_SAMPLES = 60
+MAIL_TIMING_SLUG = "mail-timing"
+KNOWN_EMAIL = "known@mail-timing.test"
+
+
+@dataclass
+class MailTiming:
+    """Median server answers (ms, through gunicorn) of each pair that must not tell apart what
+    it names, and how many requests did not get the expected answer."""
+
+    reset_known_ms: float
+    reset_unknown_ms: float
+    leak_live_ms: float
+    leak_unknown_ms: float
+    failed: int
+
+
+def mail_timing_phase(env: dict, tmp: Path) -> MailTiming:
+    """Password resets for an account's email and for an unknown one, and leak reports of a
+    live token and of an unknown one, interleaved, through gunicorn (2 sync workers): each
+    request only queues its mail, so each pair should take the same time (the contract: medians
+    within 5 ms). The limits are raised for the phase; the mail stays queued (no worker runs)
+    and is removed afterwards."""
+    from console.models import OutboundMail
+    from tokens import codec
+    from tokens.models import AccessToken
+    from workspaces.models import Membership, Plan, User, Workspace
+
+    samples = MAIL_TIMING_SAMPLES
+    workspace, _ = Workspace.objects.get_or_create(slug=MAIL_TIMING_SLUG, defaults={
+        "name": "Mail timing", "plan": Plan.ENTERPRISE, "allow_codex_local": True,
+        "allow_access_tokens": True})
+    user = User.objects.filter(email=KNOWN_EMAIL).first() or User.objects.create_user(
+        KNOWN_EMAIL, secrets.token_urlsafe(16), name="Known")
+    Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": "owner"})
+    live = []
+    for n in range(samples + 5):
+        plaintext = codec.generate()
+        AccessToken.objects.create(workspace=workspace, created_by=user, name=f"leak {n}",
+                                   digest=codec.digest(plaintext), last_characters=plaintext[-4:])
+        live.append(plaintext)
+    first_mail = (OutboundMail.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+    phase_env = {**env, "PASSWORD_RESET_EMAIL_LIMIT": "1000000",
+                 "PASSWORD_RESET_ADDRESS_LIMIT": "1000000", "LEAK_REPORT_LIMIT": "1000000"}
+    failed = 0
+    times: dict[str, list[float]] = {"reset known": [], "reset unknown": [], "leak live": [],
+                                     "leak unknown": []}
+    try:
+        with serve(phase_env, tmp) as server:
+            host, port = server.base.removeprefix("http://").split(":")
+            cookie, form_token = _reset_form(host, int(port))
+
+            def reset(email: str) -> tuple[float, int]:
+                body = urlencode({"csrfmiddlewaretoken": form_token, "email": email})
+                return _timed(host, int(port), "POST", "/accounts/password_reset/", body, {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Cookie": f"csrftoken={cookie}"})
+
+            def leak(token: str) -> tuple[float, int]:
+                return _timed(host, int(port), "POST", "/api/v1/tokens/revoke",
+                              json.dumps({"tokens": [token]}),
+                              {"Content-Type": "application/json"})
+
+            step(f"same work whatever they name: {samples} of each, interleaved, through "
+                 f"{WORKERS} sync workers")
+            for n in range(samples + 5):  # the first 5 of each warm up, untimed
+                for name, (elapsed, status), expected in (
+                    ("reset known", reset(KNOWN_EMAIL), 302),
+                    ("reset unknown", reset(f"nobody-{n}@mail-timing.test"), 302),
+                    ("leak live", leak(live[n]), 202),
+                    ("leak unknown", leak(codec.generate()), 202),
+                ):
+                    failed += status != expected
+                    if n >= 5:
+                        times[name].append(elapsed)
+    finally:
+        OutboundMail.objects.filter(id__gt=first_mail).delete()
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for what, first, second in (("password reset", "reset known", "reset unknown"),
+                                ("leak report", "leak live", "leak unknown")):
+        print(f"  {what:<15} {first.split()[-1]:>8} {medians[first]:6.1f} ms   "
+              f"{second.split()[-1]:>8} {medians[second]:6.1f} ms   "
+              f"difference {medians[first] - medians[second]:+5.1f} ms (median)")
+    if failed:
+        print(f"  {failed} requests did not get the expected answer")
+    return MailTiming(medians["reset known"], medians["reset unknown"], medians["leak live"],
+                      medians["leak unknown"], failed)
+
+
+def _timed(host: str, port: int, method: str, path: str, body: str,
+           headers: dict) -> tuple[float, int]:
+    """One request on a new connection: (ms until the whole answer was read, status)."""
+    import http.client
+
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        started = time.perf_counter()
+        connection.request(method, path, body=body.encode(), headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return (time.perf_counter() - started) * 1000, response.status
+    finally:
+        connection.close()
+
+
+def _reset_form(host: str, port: int) -> tuple[str, str]:
+    """The CSRF cookie and the form's token of the password reset page."""
+    with urllib.request.urlopen(f"http://{host}:{port}/accounts/password_reset/",
+                                timeout=10) as response:
+        cookie = re.search(r"csrftoken=([^;]+)", response.headers["Set-Cookie"]).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
+                          response.read().decode()).group(1)
+    return cookie, token
 
 
 # Report ----------------------------------------------------------------------------------
