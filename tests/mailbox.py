@@ -39,6 +39,7 @@ class Inbox:
         self.connections = 0
         self.refuse: str | None = None
         self.hold: threading.Event | None = None
+        self.delay = 0.0  # seconds before each message's DATA is answered
         self.data_arrived = threading.Event()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -52,6 +53,7 @@ class Inbox:
         self.data_arrived.set()
         if self.hold is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.hold.wait, 60)
+        await asyncio.sleep(self.delay)
         return "250 Message accepted"
 
     def to(self) -> list[str]:

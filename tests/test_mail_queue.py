@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -189,26 +190,44 @@ def test_sigterm_lets_the_worker_finish_the_mail_in_hand(transactional_db, held_
 
 
 def test_several_workers_at_once_send_each_mail_once(transactional_db, tmp_path):
+    """Three workers waiting for mail; thirty mails queued at once, each a little slow to send:
+    the workers share them, and each goes once."""
     emails = [f"person{n:02}@acme.test" for n in range(30)]
     for email in emails:
         UserFactory(email=email)
-        users.password_reset_request(email=email)
     server = SMTPServer()
+    server.inbox.delay = 0.1
     server.start()
+    logs = [tmp_path / f"worker-{n}.log" for n in range(3)]
+    workers = [start_worker(server.port, "--interval", "0.2", log=log) for log in logs]
     try:
-        workers = [start_worker(server.port, "--once", log=tmp_path / f"worker-{n}.log")
-                   for n in range(3)]
-        try:
-            codes = [worker.wait(120) for worker in workers]
-        finally:
-            for worker in workers:
-                stop(worker)
+        for log in logs:
+            wait_for(lambda log=log: log.exists() and "started" in log.read_text(), workers)
+        with transaction.atomic():
+            for email in emails:
+                users.password_reset_request(email=email)
+        wait_for(lambda: not OutboundMail.objects.filter(status="pending").exists(), workers)
+        for worker in workers:
+            stop(worker, signal.SIGTERM)
+        codes = [worker.wait(30) for worker in workers]
     finally:
+        for worker in workers:
+            stop(worker)
         server.stop()
-    logs = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
-    assert codes == [0, 0, 0], logs
+    text = [log.read_text() for log in logs]
+    assert codes == [0, 0, 0], "".join(text)
     assert server.inbox.to() == emails
     assert set(OutboundMail.objects.values_list("status", "attempts")) == {("sent", 1)}
+    assert sum(": sent" in log for log in text) >= 2  # they did share the work
+
+
+def wait_for(condition, workers, timeout=90.0):
+    """Poll until `condition()` (every 0.1 s), failing early if a worker exits."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert all(worker.poll() is None for worker in workers), "a worker exited"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 # A mail server that is down, or refuses -------------------------------------------------------

@@ -101,7 +101,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def queue_invitation_mail(invitation: Invitation, inviter: User | None, now) -> None:
+def queue_invitation_mail(*, invitation: Invitation, inviter: User | None, now) -> None:
     """Save the invitation and queue its mail, its link starting over: the link of any earlier
     mail stops working at once (the digest is now one of a key nobody has), and the expiry
     counts from now. The key that works is made by the mail worker when the mail goes
@@ -167,7 +167,7 @@ def member_invite(
     invitation.invited_by = actor.user
     try:
         with transaction.atomic():
-            queue_invitation_mail(invitation, actor.user, now)
+            queue_invitation_mail(invitation=invitation, inviter=actor.user, now=now)
     except IntegrityError:
         raise ServiceError(f"{email} was invited a moment ago. Reload the page.", "email") from None
     record(workspace=workspace, actor=actor, action=action, target=email, details=details)
@@ -190,7 +190,7 @@ def _lock_open_invitation(invitation: Invitation, acting: Membership) -> tuple[I
 def invitation_resend(*, invitation: Invitation, acting: Membership, actor: Actor) -> Invitation:
     """Send the invitation again with a new key (the old link stops working) and a new expiry."""
     invitation, acting = _lock_open_invitation(invitation, acting)
-    queue_invitation_mail(invitation, actor.user, timezone.now())
+    queue_invitation_mail(invitation=invitation, inviter=actor.user, now=timezone.now())
     record(workspace=invitation.workspace, actor=actor, action="invitation.resent",
            target=invitation.email, details={"role": invitation.role})
     return invitation

@@ -102,7 +102,7 @@ def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor
         return workspace, membership
     invitation = Invitation(workspace=workspace, email=email, role=Role.OWNER,
                             invited_by=actor.user)
-    queue_invitation_mail(invitation, actor.user, timezone.now())
+    queue_invitation_mail(invitation=invitation, inviter=actor.user, now=timezone.now())
     record(workspace=workspace, actor=actor, action="invitation.sent", target=email,
            details={"role": Role.OWNER})
     return workspace, invitation
