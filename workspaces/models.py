@@ -214,8 +214,10 @@ class AuditEvent(models.Model):
 class Invitation(models.Model):
     """An invitation to join a workspace with a role, for one email address.
 
-    Only the SHA-256 digest of its key is kept; the key itself travels once, in the mail.
-    It works once, for its email only, until it expires; a resend issues a new key.
+    Only the SHA-256 digest of its key is kept; the key itself is made by the mail worker as
+    the mail goes, and travels once, in the mail. It works once, for its email (stored in its
+    normal form) only, until it expires; a resend issues a new key. It lives on its inviter's
+    right to send it (`services.members.invitations_cancel_unsendable`).
     """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
