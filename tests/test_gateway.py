@@ -318,6 +318,9 @@ def test_failures_count_toward_the_apis_throttle(client, owner, settings):
     for _ in range(3):
         client.get(WHOAMI, **bearer("at-nope"))
     _, plaintext = make_token(owner)
-    assert_error(client.get(WHOAMI, **bearer(plaintext)), 429, "rate_limited")
-    assert_error(client.get("/api/v1/whoami", **bearer(plaintext)), 429, "rate_limited")
+    assert_error(client.get(WHOAMI, **bearer("at-nope")), 429, "rate_limited")
+    assert_error(client.get("/api/v1/whoami", **bearer("at-nope")), 429, "rate_limited")
+    assert_error(post_turn(client, None), 429, "rate_limited")
+    # The address's failures do not stop a token that may act.
+    assert client.get(WHOAMI, **bearer(plaintext)).status_code == 200
     assert AccessToken.objects.count() == 1

@@ -113,12 +113,14 @@ def test_the_trusted_proxy_header_names_the_client(client, owner, settings):
 
 def test_a_refusal_counts_toward_the_throttle(client, owner, settings):
     settings.API_FAILURE_LIMIT = 3
-    _, fenced = make_token(owner, allowed_ips="10.0.0.0/8")
+    fenced = [make_token(owner, allowed_ips="10.0.0.0/8")[1] for _ in range(4)]
     _, open_token = make_token(owner)
-    for _ in range(3):
-        assert client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {fenced}").status_code == 403
-    throttled = client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {open_token}")
+    for plaintext in fenced[:3]:
+        assert client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {plaintext}").status_code == 403
+    throttled = client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {fenced[3]}")
     assert throttled.status_code == 429
+    # A token that may act from here is not refused for those failures.
+    assert client.get(WHOAMI, HTTP_AUTHORIZATION=f"Bearer {open_token}").status_code == 200
 
 
 def test_the_tokens_page_shows_the_last_refused_address(client, owner):

@@ -67,7 +67,7 @@ def test_400_and_429_match_the_document(client, tokens):
     validate("/api/v1/whoami", "get", response)
     for _ in range(30):
         client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {tokens['unknown']}")
-    response = client.post("/api/v1/runs", HTTP_AUTHORIZATION=f"Bearer {tokens['good']}")
+    response = client.post("/api/v1/runs", HTTP_AUTHORIZATION=f"Bearer {tokens['unknown']}")
     assert response.status_code == 429
     validate("/api/v1/runs", "post", response)
 

@@ -32,9 +32,13 @@ _ACCESS_TOKEN_PARAM = re.compile(r'(?:^|[&{,\s])"?access_token"?\s*[=:]')
 
 
 class Refusal(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    """A call refused, as the API answers it. `token_id`: the token refused, when it exists (the
+    throttle counts the same token once per window)."""
+
+    def __init__(self, status: int, code: str, message: str, token_id: int | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.token_id = token_id
 
 
 REVOKED = (401, "token_revoked", "This access token has been revoked.")
@@ -167,8 +171,7 @@ class OutsideRanges(Refusal):
     def __init__(self, token_id: int):
         super().__init__(403, "ip_not_allowed",
                          "This access token may not be used from this address: it is outside "
-                         "the token's allowed IP ranges.")
-        self.token_id = token_id
+                         "the token's allowed IP ranges.", token_id)
 
 
 def decide(row, now, ip: str | None) -> Grant:
@@ -179,20 +182,21 @@ def decide(row, now, ip: str | None) -> Grant:
     expires_at = aware(row.expires_at)
     status = status_of(row.revoked_at, expires_at, now)
     if status == TokenStatus.REVOKED:
-        raise Refusal(*REVOKED)
+        raise Refusal(*REVOKED, row.token_id)
     if status == TokenStatus.EXPIRED:
-        raise Refusal(*EXPIRED)
+        raise Refusal(*EXPIRED, row.token_id)
     if not ipranges.allows(row.allowed_ips, ip):
         raise OutsideRanges(row.token_id)
     if row.role is None or not row.user_active:
         raise Refusal(403, "access_denied",
-                      "The member who created this token is no longer in the workspace.")
+                      "The member who created this token is no longer in the workspace.",
+                      row.token_id)
     if not may_use_tokens(holds(facts_of(row))):
         raise Refusal(403, "access_denied",
                       "The token's creator no longer has Codex Local access and the access "
                       "token permission in this workspace. Ask a workspace owner or admin to "
                       "confirm that access tokens are enabled and that the role includes the "
-                      "access token permission.")
+                      "access token permission.", row.token_id)
     return Grant(token_id=row.token_id, token_name=row.token_name, expires_at=expires_at,
                  last_used_at=aware(row.last_used_at), workspace_id=row.workspace_id,
                  workspace_slug=row.workspace_slug, workspace_name=row.workspace_name,

@@ -1,8 +1,11 @@
 """How a bearer-token call is served (the API's and the Codex CLI gateway's handlers).
 
-`@guarded(*methods)` wraps a handler `handler(request, ip)`: the method check, the throttle on
-failed attempts, refusals as the contract's JSON errors (and counted), a body too large as a
-JSON 400, and 503 (never a success) when the database cannot be reached.
+`@guarded(*methods)` wraps a handler `handler(request, ip)`: the method check, refusals as the
+contract's JSON errors, a body too large as a JSON 400, and 503 (never a success) when the
+database cannot be reached. The throttle comes after the check, on the failing path only: a
+refusal (401, 403, and a body refused as too large, badly encoded or malformed) is counted
+against the caller's address, and once the address has used up its failed attempts the
+refusal is answered 429 instead. A call whose token may act never meets the throttle.
 
 `@authorize(*methods)` does that and the token check too: the handler receives the `Grant`
 (`handler(request, grant, ip)`), and the token's last use is recorded (at most once a minute),
@@ -52,15 +55,28 @@ def rate_limited(retry_after: int, message: str):
     return response
 
 
-def _note_refusal(refusal: Refusal, ip: str) -> None:
-    if refusal.status in (401, 403):
-        throttle.count(ip)
+# Refusals that count as failed attempts: any 401 or 403, and a body refused as too large,
+# badly encoded or malformed (400, 413, 415). Not a wrong method, a missing model provider, or
+# the provider's own failure.
+FAILED_ATTEMPTS = frozenset({400, 401, 403, 413, 415})
+THROTTLED = "Too many failed attempts from this address. Try again later."
+
+
+def refused(refusal: Refusal, ip: str):
+    """The answer to a refused call: counted against its address (a known token once per
+    window), and 429 once the address has used up its failed attempts."""
     if isinstance(refusal, OutsideRanges):
         try:
             runs.token_refused_from(token_id=refusal.token_id,
                                     ip=None if ip == "unknown" else ip, now=timezone.now())
         except DatabaseError:  # the refusal stands; only its note is lost
             logger.warning("Could not note the refused address", exc_info=True)
+    if refusal.status in FAILED_ATTEMPTS:
+        key = None if refusal.token_id is None else f"token-{refusal.token_id}"
+        wait = throttle.count_failure(ip, key)
+        if wait is not None:
+            return rate_limited(wait, THROTTLED)
+    return error_response(refusal.status, refusal.code, refusal.message)
 
 
 def guarded(*methods: str):
@@ -74,18 +90,13 @@ def guarded(*methods: str):
         def view(request, *args, **kwargs):
             if request.method not in methods:
                 return method_not_allowed(methods)
-            ip = client_ip(request) or "unknown"
-            retry_after = throttle.retry_after(ip)
-            if retry_after is not None:
-                return rate_limited(retry_after, "Too many failed attempts from this address. "
-                                                 "Try again later.")
+            ip = client_ip(request)
             try:
-                return handler(request, ip if ip != "unknown" else None, *args, **kwargs)
+                return handler(request, ip, *args, **kwargs)
             except Refusal as refusal:
-                _note_refusal(refusal, ip)
-                return error_response(refusal.status, refusal.code, refusal.message)
+                return refused(refusal, ip or "unknown")
             except RequestDataTooBig:
-                return error_response(*TOO_BIG)
+                return refused(Refusal(*TOO_BIG), ip or "unknown")
             except DatabaseError:
                 return unavailable(request)
 

@@ -63,8 +63,8 @@ def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, comm
         grant, run_id = _run_start_portable(params, now)
     if run_id is None:  # revoked (or expired) between the check and the write
         if grant.expires_at is not None and grant.expires_at <= now:
-            raise Refusal(*EXPIRED)
-        raise Refusal(*REVOKED)
+            raise Refusal(*EXPIRED, grant.token_id)
+        raise Refusal(*REVOKED, grant.token_id)
     return grant, run_id
 
 
