@@ -25,7 +25,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import cache
 
-from .addresses import limit_key
+from .addresses import limit_key, normal_form
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ FAILURES = "api-fail"  # the scope of failed API attempts (API_FAILURE_LIMIT, AP
 
 @lru_cache(maxsize=4096)
 def _keys(scope: str, who: str) -> tuple[str, str]:
-    who = limit_key(who)  # an address counts by its limit key; anything else as it is
+    # An address counts by its limit key (IPv4-mapped as IPv4, IPv6 by /64); anything else as
+    # it is.
+    who = limit_key(normal_form(who) or who)
     return f"{scope}:{who}", f"{scope}-start:{who}"
 
 
