@@ -134,17 +134,33 @@ def test_exec_runs_through_the_console_and_shows_on_governance(cli, model, owner
     assert "dora@acme.test" in row and "release-ci" in row and f"codex_exec {VERSION}" in row
 
 
-def test_after_revocation_exec_fails_and_records_nothing(cli, model, owner):
+def assert_tells_how_to_see_why(result, console_url):
+    """The CLI stops sending a refused token: its turns arrive without one, and what it prints
+    is the console's missing_token answer, with the line that shows the reason."""
+    output = result.stdout + result.stderr
+    assert "401 Unauthorized: No access token arrived. The Codex CLI stops sending its token " \
+           "after the console refused it" in output, output
+    assert f'curl -H "Authorization: Bearer $CODEX_ACCESS_TOKEN" {console_url}/api/v1/whoami ' \
+           "(revoked, expired, permission withdrawn, or outside the token's allowed IP ranges)" \
+           in output, output
+
+
+def test_after_revocation_exec_fails_records_nothing_and_says_how_to_see_why(
+        cli, model, owner, live_server):
     token, plaintext = make_token(owner)
     assert cli.login(plaintext).returncode == 0
     lifecycle.token_revoke(token=token, acting=owner, actor=Actor(owner.user))
     result = cli.exec("say hi")
     assert result.returncode != 0
     assert ANSWER not in result.stdout
+    assert_tells_how_to_see_why(result, live_server.url)
     assert not Run.objects.exists() and model.requests == []
+    # The line it gives names the reason.
+    reason = Client().get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
+    assert reason.json()["error"]["code"] == "token_revoked"
 
 
-def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model,
+def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, live_server,
                                                                     member_with_token_permission):
     _, plaintext = make_token(member_with_token_permission)
     CustomRole.objects.update(grants_access_tokens=False)
@@ -153,5 +169,6 @@ def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model,
     assert "403 Forbidden" in login.stdout + login.stderr
     result = cli.exec("say hi")
     assert result.returncode != 0
+    assert_tells_how_to_see_why(result, live_server.url)
     assert not Run.objects.exists() and model.requests == []
     assert AccessToken.objects.get().revoked_at is None  # suspended, not revoked

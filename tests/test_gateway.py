@@ -151,6 +151,27 @@ def test_a_websocket_upgrade_is_426(client, owner):
     assert_error(client.get(RESPONSES, **bearer(plaintext)), 405, "method_not_allowed")
 
 
+def test_a_turn_without_a_token_says_why_and_how_to_see_the_reason(client, owner, demo,
+                                                                   settings):
+    """The CLI sends its turns with no token once the console refused its token: the answer
+    says so, with the curl line to see the reason at the console's own address."""
+    response = post_turn(client, None)
+    assert_error(response, 401, "missing_token")
+    assert response["WWW-Authenticate"] == 'Bearer realm="codex"'
+    assert response.json()["error"]["message"] == (
+        "No access token arrived. The Codex CLI stops sending its token after the console "
+        'refused it: check it with curl -H "Authorization: Bearer $CODEX_ACCESS_TOKEN" '
+        "http://testserver/api/v1/whoami (revoked, expired, permission withdrawn, or outside "
+        "the token's allowed IP ranges).")
+    settings.ALLOWED_HOSTS = ["testserver", "console.example.com"]
+    behind_proxy = post_turn(client, None, HTTP_HOST="console.example.com", secure=True)
+    assert "curl -H \"Authorization: Bearer $CODEX_ACCESS_TOKEN\" " \
+        "https://console.example.com/api/v1/whoami (" in behind_proxy.json()["error"]["message"]
+    # Elsewhere a missing token is the API's plain refusal.
+    assert "Send an access token" in client.get(WHOAMI).json()["error"]["message"]
+    assert not Run.objects.exists()
+
+
 def test_a_turn_is_checked_recorded_and_answered_by_the_demo_model(client, owner, demo):
     token, plaintext = make_token(owner, name="laptop")
     response = post_turn(client, plaintext)

@@ -152,6 +152,28 @@ def _turn_body(request) -> bytes:
     return body
 
 
+def missing_token_on_turns(console_url: str) -> Refusal:
+    """The refusal of a turn that came with no token. The CLI stops sending its token once the
+    console has refused it (at whoami), so this is what a revoked token, a withdrawn permission
+    or a wrong address ends in: say so, and how to see the reason."""
+    return Refusal(401, "missing_token",
+                   "No access token arrived. The Codex CLI stops sending its token after the "
+                   "console refused it: check it with curl -H \"Authorization: Bearer "
+                   f"$CODEX_ACCESS_TOKEN\" {console_url}/api/v1/whoami (revoked, expired, "
+                   "permission withdrawn, or outside the token's allowed IP ranges).")
+
+
+def turn_digest(request) -> str:
+    """The digest of a turn's bearer token, after every check that needs no database. The
+    conversation may quote anything, a token included: only the header is looked at."""
+    try:
+        return digest_of_bearer(request, check_body=False)
+    except Refusal as refusal:
+        if refusal.code != "missing_token":
+            raise
+        raise missing_token_on_turns(request.build_absolute_uri("/").rstrip("/")) from None
+
+
 @guarded("GET", "POST")
 def responses(request, ip: str | None) -> HttpResponse:
     if request.method == "GET":
@@ -161,8 +183,7 @@ def responses(request, ip: str | None) -> HttpResponse:
             return error_response(426, "upgrade_required",
                                   "This console answers over HTTPS, not WebSockets.")
         raise Refusal(405, "method_not_allowed", "POST a turn here.")
-    # The conversation may quote anything, a token included: only the header is looked at.
-    digest = digest_of_bearer(request, check_body=False)
+    digest = turn_digest(request)
     body = _turn_body(request)
     upstream = settings.CODEX_UPSTREAM_URL
     if not upstream and not settings.DEBUG:
