@@ -233,7 +233,9 @@ SECRET_SCANNING_KEYS_URL = env.str(
     default="https://api.github.com/meta/public_keys/secret_scanning")
 
 # The Codex CLI's gateway (/codex/api/responses) forwards each turn to this model provider's
-# Responses endpoint, with this key (never the user's token). With DEBUG on and no provider, a
+# Responses endpoint, with this key (never the user's token). The URL is a base URL as the
+# OpenAI SDK takes it (https://api.openai.com/v1, to which /responses is added) or the full
+# /responses address (tokens/provider.py). With DEBUG on and no provider, a
 # built-in demo model answers, so the CLI works against a laptop's `make run`.
 CODEX_UPSTREAM_URL = env.str("CODEX_UPSTREAM_URL", default="")
 CODEX_UPSTREAM_API_KEY = env.str("CODEX_UPSTREAM_API_KEY", default="")

@@ -246,6 +246,23 @@ def test_the_turn_goes_to_the_provider_with_its_key_and_streams_back(client, set
     assert Run.objects.count() == 1
 
 
+@pytest.mark.parametrize("form,path", [
+    ("{root}/v1/responses", "/v1/responses"),  # the full address
+    ("{root}/v1", "/v1/responses"),  # a base URL, as the OpenAI SDK takes it
+    ("{root}/v1/", "/v1/responses"),
+    ("{root}", "/responses"),
+    ("{root}/openai/v1?api-version=preview", "/openai/v1/responses?api-version=preview"),
+])
+def test_the_provider_url_in_either_form(client, settings, owner, form, path):
+    _, plaintext = make_token(owner)
+    with StandinModel() as model:
+        settings.CODEX_UPSTREAM_URL = form.format(root=model.url.removesuffix("/v1/responses"))
+        response = post_turn(client, plaintext)
+        assert response.status_code == 200
+        assert ANSWER.encode() in streamed(response)
+    assert [sent["path"] for sent in model.requests] == [path]
+
+
 def test_a_provider_error_is_passed_on(client, settings, owner):
     _, plaintext = make_token(owner)
     with StandinModel(status=429) as model:

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from console.errors import error_response, json_response
 
-from . import demo_model
+from . import demo_model, provider
 from .api import not_found
 from .authn import Grant, Refusal, digest_of_bearer, grant_for
 from .handlers import authorize, guarded
@@ -200,7 +200,7 @@ def responses(request, ip: str | None) -> HttpResponse:
     )
     if not upstream:
         return _stream(demo_model.events(body, grant))
-    return _relay(upstream, body)
+    return _relay(provider.responses_url(upstream), body)
 
 
 def _stream(chunks) -> StreamingHttpResponse:
