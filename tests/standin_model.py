@@ -31,12 +31,14 @@ def answer_events(text: str = ANSWER) -> list[bytes]:
 class StandinModel:
     """`with StandinModel() as model:` serves on `model.url`; `model.requests` holds what came.
 
+    A `status` other than 200 answers every turn with it and a JSON error saying `message`.
     `hold` (an Event) makes it send its first event, then wait for it before the rest; `seconds`
     spreads the events of each answer over that long (for the streaming benchmark).
     """
 
-    def __init__(self, text: str = ANSWER, seconds: float = 0.0, status: int = 200):
-        self.text, self.seconds, self.status = text, seconds, status
+    def __init__(self, text: str = ANSWER, seconds: float = 0.0, status: int = 200,
+                 message: str = "no"):
+        self.text, self.seconds, self.status, self.message = text, seconds, status, message
         self.requests: list[dict] = []
         self.hold: threading.Event | None = None
         model = self
@@ -52,7 +54,8 @@ class StandinModel:
                 model.requests.append({"path": self.path, "headers": dict(self.headers),
                                        "body": body})
                 if model.status != 200:
-                    payload = json.dumps({"error": {"code": "upstream", "message": "no"}}).encode()
+                    payload = json.dumps({"error": {"code": "upstream",
+                                                    "message": model.message}}).encode()
                     self.send_response(model.status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))

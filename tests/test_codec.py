@@ -5,6 +5,8 @@ import hashlib
 import re
 import zlib
 
+import pytest
+
 from console.scrubbing import has_secret, scrub
 from tokens import codec
 
@@ -74,8 +76,22 @@ def test_the_logs_know_every_token_the_codec_makes():
 
 
 def test_scrub_leaves_ordinary_words_alone():
-    text = "a look at-risk tokens, and the format-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij text"
+    text = ("a look at-risk tokens, and the format-ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij text, "
+            "a risk-free desk-sized task-sk, sk- alone")
     assert scrub(text) == text
+
+
+@pytest.mark.parametrize("key", ["sk-" + "A1b2" * 12, "sk-proj-" + "x_Y-9" * 30,
+                                 "sk-svcacct-abc123", "sk-admin-Zz09_-Zz09-", "sk-pro",
+                                 "sk-proj-****************************abcd"])
+def test_scrub_blanks_api_keys_whole_in_pieces_and_masked(key):
+    """The model provider's key (and any Platform API key a client sends) is blanked as access
+    tokens are, whole, cut short, or as a provider masks it when it refuses it."""
+    for line in (key, f"Incorrect API key provided: {key}.", f'{{"key": "{key}"}}',
+                 f"GET /x?api_key={key}&a=1", f"Bearer {key}"):
+        assert key not in scrub(line) and "sk-[FILTERED]" in scrub(line)
+        assert has_secret(line)
+    assert scrub(f"key: {key}. Next") == "key: sk-[FILTERED]. Next"
 
 
 def test_finding_a_token_in_text_needs_the_whole_token():

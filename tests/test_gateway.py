@@ -272,6 +272,42 @@ def test_a_provider_error_is_passed_on(client, settings, owner):
     assert response.json()["error"]["code"] == "upstream"
 
 
+@pytest.fixture
+def written_log():
+    """What the console's log handler writes (its scrubbing filter and formatter), as text."""
+    import io
+    import logging
+
+    from console.scrubbing import ScrubbingFormatter
+
+    handler = next(h for h in logging.getLogger().handlers
+                   if isinstance(h.formatter, ScrubbingFormatter))
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    yield stream
+    handler.setStream(previous)
+
+
+@pytest.mark.parametrize("key", ["sk-provider-key-0123456789abcdef",
+                                 "sk-proj-Ab3_dE-f0123456789abcdefXYZ"])
+def test_a_provider_echoing_our_key_logs_no_key(client, settings, owner, written_log, key):
+    """A provider that refuses the console's key quotes it back, whole or masked: the line the
+    console logs about it (and the answer) carry no piece of it."""
+    settings.CODEX_UPSTREAM_API_KEY = key
+    _, plaintext = make_token(owner)
+    masked = key[:8] + "*" * 20 + key[-4:]
+    with StandinModel(status=401, message=f"Incorrect API key provided: {masked}. Also "
+                                          f"tried: {key}. See your API keys.") as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(client, plaintext)
+    assert_error(response, 502, "upstream_unavailable")
+    log = written_log.getvalue()
+    assert "The model provider answered 401: " in log  # the line was written
+    assert "Incorrect API key provided: sk-[FILTERED]. Also tried: sk-[FILTERED]." in log
+    for secret in (key, key[:8], key[-12:], masked):
+        assert secret not in log and secret not in response.content.decode()
+
+
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
 def test_a_provider_refusing_the_consoles_key_or_failing_is_502(client, settings, owner, status,
                                                                  caplog):

@@ -102,6 +102,21 @@ def test_error_reports_hide_the_authorization_header_and_tokens(rf):
     assert plaintext not in str(meta)
 
 
+def test_error_reports_hide_api_keys(rf):
+    """A Platform API key (the provider's, or one a client sent by mistake) stays out of error
+    reports as access tokens do."""
+    from console.reporting import SecretSafeExceptionReporterFilter
+
+    key = "sk-proj-" + "Q7_x-" * 10
+    request = rf.post(f"/codex/api/responses?k={key}", {"note": f"my key is {key}"},
+                      HTTP_X_NOTE=f"{key}.")
+    reporter = SecretSafeExceptionReporterFilter()
+    meta = reporter.get_safe_request_meta(request)
+    assert key not in str(meta) and key[:12] not in str(meta)
+    assert meta["HTTP_X_NOTE"] == "sk-[FILTERED]."
+    assert key not in str(reporter.get_post_parameters(request))
+
+
 def test_the_stdout_formatter_scrubs_tokens():
     from console.scrubbing import ScrubbingFormatter
     from tokens import codec
