@@ -709,8 +709,9 @@ def step_preflight(cluster: Cluster) -> None:
 
 def step_api_throttle(cluster: Cluster) -> None:
     """Failed API attempts are counted per client address in the shared cache, so 30 failures
-    spread over A and B lock the address out on both. With a per-process count (locmem) each
-    worker would have seen a handful and let the real token through."""
+    spread over A and B throttle the address's failing calls on both. With a per-process count
+    (locmem) each worker would have seen a handful and answered the next failure 401. A token
+    that may act is never refused for the address's failures."""
     header("1. Failed API attempts spread over A and B are throttled as one")
     flush_cache()
     wrong = codec.generate()  # well formed, valid checksum, no such token
@@ -722,15 +723,18 @@ def step_api_throttle(cluster: Cluster) -> None:
     say(f"{API_FAILURE_LIMIT} calls with a wrong token, alternating A and B: {counts(tally)}")
     say(f"failures counted in Redis db {REDIS_DB} for 127.0.0.1: "
         f"{stored.decode() if stored else 'nothing'}")
+    failing = {name: whoami(cluster.ports[name], codec.generate()) for name in ("a", "b")}
+    for name, answer in failing.items():
+        say(f"another wrong token on {name.upper()}: {answer.outcome}, "
+            f"Retry-After {answer.header('Retry-After')}")
     real = {name: whoami(cluster.ports[name], cluster.token) for name in ("a", "b")}
     for name, answer in real.items():
-        say(f"the real token on {name.upper()}: {answer.outcome}, "
-            f"Retry-After {answer.header('Retry-After')}")
+        say(f"the real token on {name.upper()}: {answer.outcome}")
     # Through haproxy the address is the last X-Forwarded-For entry, the one haproxy appended:
     # an entry the client forged comes before it and changes nothing.
     forged = call(cluster.ports["haproxy"], "GET", "/api/v1/whoami", headers={
-        **bearer(cluster.token), "X-Forwarded-For": "203.0.113.9"})
-    say(f"the real token through haproxy with a forged X-Forwarded-For: 203.0.113.9: "
+        **bearer(codec.generate()), "X-Forwarded-For": "203.0.113.9"})
+    say(f"a wrong token through haproxy with a forged X-Forwarded-For: 203.0.113.9: "
         f"{forged.outcome}")
     claim("1", f"the {API_FAILURE_LIMIT} wrong-token calls are refused 401 invalid_token, "
           "none throttled early",
@@ -738,14 +742,18 @@ def step_api_throttle(cluster: Cluster) -> None:
                             "B: 401 invalid_token": API_FAILURE_LIMIT - API_FAILURE_LIMIT // 2}),
           counts(tally))
     throttled = all(a.status == 429 and a.code == "rate_limited" and a.header("Retry-After")
-                    for a in real.values())
-    claim("1", "then the real token gets 429 rate_limited on A and on B", throttled,
-          f"A {real['a'].outcome}, B {real['b'].outcome}")
+                    for a in failing.values())
+    claim("1", "then another wrong token gets 429 rate_limited on A and on B", throttled,
+          f"A {failing['a'].outcome}, B {failing['b'].outcome}")
     claim("1", "and through haproxy, whatever X-Forwarded-For the client sends",
           forged.status == 429 and forged.code == "rate_limited", forged.outcome)
-    figure("1 API throttle", f"{API_FAILURE_LIMIT} failures over A+B -> real token "
-           f"A {real['a'].status}, B {real['b'].status}, through haproxy (forged X-Forwarded-For) "
-           f"{forged.status}")
+    claim("1", "while the real token from the same address still answers 200 on A and on B",
+          all(a.status == 200 for a in real.values()),
+          f"A {real['a'].outcome}, B {real['b'].outcome}")
+    figure("1 API throttle", f"{API_FAILURE_LIMIT} failures over A+B -> wrong token "
+           f"A {failing['a'].status}, B {failing['b'].status}, through haproxy (forged "
+           f"X-Forwarded-For) {forged.status}; real token A {real['a'].status}, "
+           f"B {real['b'].status}")
 
 
 def step_sign_in_guard(cluster: Cluster) -> None:
