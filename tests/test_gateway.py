@@ -10,6 +10,7 @@ import pytest
 import zstandard
 from django.utils import timezone
 
+from tokens import codec
 from tokens.models import AccessToken, Run
 from workspaces.models import CustomRole
 
@@ -394,7 +395,14 @@ def test_failures_count_toward_the_apis_throttle(client, owner, settings):
     _, plaintext = make_token(owner)
     assert_error(client.get(WHOAMI, **bearer("at-nope")), 429, "rate_limited")
     assert_error(client.get("/api/v1/whoami", **bearer("at-nope")), 429, "rate_limited")
-    assert_error(post_turn(client, None), 429, "rate_limited")
+    throttled = post_turn(client, None)
+    assert_error(throttled, 429, "rate_limited")
+    # A turn without a token still hears how to see why (it tells a caller nothing new).
+    assert throttled.json()["error"]["message"].startswith(
+        "Too many failed attempts from this address. Try again later. No access token arrived.")
+    assert "curl -H" in throttled.json()["error"]["message"]
+    assert client.get(WHOAMI, **bearer(codec.generate())).json()["error"]["message"] == \
+        "Too many failed attempts from this address. Try again later."
     # The address's failures do not stop a token that may act.
     assert client.get(WHOAMI, **bearer(plaintext)).status_code == 200
     assert AccessToken.objects.count() == 1

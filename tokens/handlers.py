@@ -75,7 +75,10 @@ def refused(refusal: Refusal, ip: str):
         key = None if refusal.token_id is None else f"token-{refusal.token_id}"
         wait = throttle.count_failure(ip, key)
         if wait is not None:
-            return rate_limited(wait, THROTTLED)
+            # A call without a token learns nothing from hearing so (the Codex CLI's turns
+            # after a refusal: they still say how to see why).
+            return rate_limited(wait, THROTTLED if refusal.code != "missing_token"
+                                else f"{THROTTLED} {refusal.message}")
     return error_response(refusal.status, refusal.code, refusal.message)
 
 

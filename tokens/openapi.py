@@ -41,8 +41,9 @@ _REFUSALS = {
                   "access tokens (access_denied); or the call comes from outside the token's "
                   "allowed IP ranges (ip_not_allowed).", ["access_denied", "ip_not_allowed"],
                   _WWW),
-    "429": _error("More than 30 failed attempts from this address within 5 minutes.",
-                  ["rate_limited"], _RETRY),
+    "429": _error("A call that fails (401, 403, or a body refused), from an address with more "
+                  "than 30 failed attempts within 5 minutes (the same known token counts once). "
+                  "A token that may act is never refused for them.", ["rate_limited"], _RETRY),
     "503": _error("The console cannot reach its database.", ["unavailable"]),
 }
 
