@@ -4,22 +4,45 @@
 
   // While a modal dialog is open the page behind it is hidden from assistive technology (and
   // from role queries), as the dialog is all there is to act on.
-  function showModal(dialog) {
+  // When it closes, focus goes back to what opened it (the element focused before, or the
+  // one its data-return-focus names), not to the page's body.
+  function showModal(dialog, opener) {
     var shell = document.querySelector(".shell");
     if (shell) shell.setAttribute("aria-hidden", "true");
+    var back = opener || document.activeElement;
+    if (!back || back === document.body) back = document.querySelector(dialog.getAttribute("data-return-focus") || null);
+    dialog.returnFocusTo = back;
     dialog.showModal();
   }
 
-  document.addEventListener("close", function () {
+  document.addEventListener("close", function (event) {
     var shell = document.querySelector(".shell");
     if (shell && !document.querySelector("dialog[open]")) shell.removeAttribute("aria-hidden");
+    var dialog = event.target;
+    if (dialog.id === "confirm-dialog") confirmed = null;
+    var back = dialog.returnFocusTo;
+    dialog.returnFocusTo = null;
+    if (back && back.isConnected && !dialog.open) back.focus();
   }, true);
 
-  function openModal(dialog) {
+  // The confirm dialog stands in for the form whose button opened it. For a form that posts
+  // (Revoke selected, Revoke all tokens, ...) confirming submits that very form, so whatever it
+  // carries goes too, the ticked rows' ids included (they belong to it through form="..."). For a
+  // link or a form that fetches a confirmation page, the dialog posts to that page's address.
+  var confirmed = null;
+
+  function isPostForm(form) {
+    return form && (form.getAttribute("method") || "").toLowerCase() === "post";
+  }
+
+  // Focus starts on the first field in error, if the form came back with errors.
+  var FIRST_FIELD = "[aria-invalid=true], [autofocus], input:not([type=hidden]), select, textarea, button";
+
+  function openModal(dialog, opener) {
     if (!dialog) return;
     if (dialog.open) dialog.close();
-    showModal(dialog);
-    var first = dialog.querySelector("[autofocus], input:not([type=hidden]), select, textarea, button");
+    showModal(dialog, opener);
+    var first = dialog.querySelector("[aria-invalid=true]") || dialog.querySelector(FIRST_FIELD);
     if (first) first.focus();
   }
 
@@ -33,7 +56,7 @@
     var opener = event.target.closest("[data-dialog-open]");
     if (opener) {
       event.preventDefault();
-      openModal(document.getElementById(opener.getAttribute("data-dialog-open")));
+      openModal(document.getElementById(opener.getAttribute("data-dialog-open")), opener);
       return;
     }
 
@@ -44,7 +67,7 @@
       event.preventDefault();
       rotateDialog.querySelector("form[method=post]").setAttribute("action", rotate.form.getAttribute("action"));
       rotateDialog.querySelector("[data-rotate-title]").textContent = "Rotate “" + rotate.getAttribute("data-rotate") + "”";
-      showModal(rotateDialog);
+      showModal(rotateDialog, rotate);
       var checked = rotateDialog.querySelector("input[type=radio]:checked");
       if (checked) checked.focus();
       return;
@@ -61,7 +84,8 @@
       submit.textContent = confirmLink.getAttribute("data-confirm-action") || "Confirm";
       var url = confirmLink.getAttribute("href") || confirmLink.form.getAttribute("action");
       dialog.querySelector("form[method=post]").setAttribute("action", url);
-      showModal(dialog);
+      showModal(dialog, confirmLink);
+      confirmed = !confirmLink.hasAttribute("href") && isPostForm(confirmLink.form) ? confirmLink : null;
       dialog.querySelector("[data-confirm-cancel]").focus();
       return;
     }
@@ -99,9 +123,18 @@
   // A form marked data-once submits once: a double click sends one request.
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (!form.matches("form[data-once]")) return;
     // Cancel buttons close their dialog through a submit with formmethod="dialog".
-    if (event.submitter && event.submitter.getAttribute("formmethod") === "dialog") return;
+    var cancel = event.submitter && event.submitter.getAttribute("formmethod") === "dialog";
+    if (!cancel && confirmed && form.closest("#confirm-dialog")) {
+      event.preventDefault();
+      var button = confirmed;
+      confirmed = null;
+      form.closest("dialog").close();
+      if (button.form.requestSubmit) button.form.requestSubmit(button); else button.form.submit();
+      return;
+    }
+    if (!form.matches("form[data-once]")) return;
+    if (cancel) return;
     if (form.dataset.submitted) { event.preventDefault(); return; }
     form.dataset.submitted = "1";
     form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (button) {
@@ -195,7 +228,11 @@
     var replace = document.body.getAttribute("data-replace-url");
     if (replace && window.history && history.replaceState) history.replaceState(null, "", replace);
 
-    document.querySelectorAll("dialog[data-autoshow]").forEach(openModal);
+    var shown = document.querySelectorAll("dialog[data-autoshow]");
+    shown.forEach(function (dialog) { openModal(dialog); });
+    // A page that answers a post with errors: focus on the first field in error.
+    var invalid = document.querySelector("main form[method=post] [aria-invalid=true]");
+    if (!shown.length && invalid) invalid.focus();
 
     // Once the new token's dialog closes, its value leaves the page for good.
     document.querySelectorAll("dialog[data-secret]").forEach(function (dialog) {
