@@ -19,10 +19,11 @@
     var shell = document.querySelector(".shell");
     if (shell && !document.querySelector("dialog[open]")) shell.removeAttribute("aria-hidden");
     var dialog = event.target;
+    if (dialog.open) return;  // the close() that openModal() does before showModal()
     if (dialog.id === "confirm-dialog") confirmed = null;
     var back = dialog.returnFocusTo;
     dialog.returnFocusTo = null;
-    if (back && back.isConnected && !dialog.open) back.focus();
+    if (back && back.isConnected) back.focus();
   }, true);
 
   // The confirm dialog stands in for the form whose button opened it. For a form that posts

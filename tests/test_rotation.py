@@ -241,6 +241,34 @@ def test_the_replacement_is_shown_once_like_a_new_token(signed_in, creator):
     assert plaintext not in str(dict(signed_in.session))
 
 
+def test_rotated_from_the_tokens_page_the_answer_is_the_new_tokens_page(signed_in, creator):
+    old, _ = make_token(creator, name="release-ci")
+    response = signed_in.post(rotate_url(old), {"overlap": "1h", "request_key": uuid.uuid4().hex,
+                                                "next": "detail"})
+    assert response.status_code == 201
+    assert "no-store" in response["Cache-Control"]
+    new = replacement_of(old)
+    html = response.content.decode()
+    assert len(shown_tokens(response)) == 1
+    assert f'data-replace-url="{detail_url(new)}"' in html
+    assert f"release-ci <span class=\"mono faint token-tail\">…{new.last_characters}" in html
+    assert f'<dt>Replaces</dt><dd><a href="{detail_url(old)}">' in html
+    # Without JavaScript, the rotation page reached from the token's page says where it goes back.
+    form = signed_in.get(rotate_url(new) + "?next=detail").content.decode()
+    assert '<input type="hidden" name="next" value="detail">' in form
+
+
+def test_a_replaced_token_still_working_shows_when_its_overlap_ends(signed_in, creator):
+    old, _ = make_token(creator, name="release-ci")
+    rotate(signed_in, old, overlap="1h")
+    old.refresh_from_db()
+    ends = old.expires_at.astimezone(UTC)
+    row = row_of(signed_in.get(LIST), old)
+    assert f"overlap ends <time datetime=\"{ends.isoformat()}\">{ends:%b} {ends.day}, {ends:%H:%M} UTC" in row
+    assert "expires today" not in row and "expires in" not in row
+    assert "the overlap after its rotation ends then" in signed_in.get(detail_url(old)).content.decode()
+
+
 def test_the_replacements_plaintext_is_not_in_the_database(signed_in, creator):
     old, _ = make_token(creator, allowed_ips="10.0.0.0/8")
     plaintext = shown_tokens(rotate(signed_in, old))[0]

@@ -138,6 +138,10 @@ class TokenRotateForm(ConsoleForm):
                         "required": "Choose how long the old token keeps working."},
     )
     request_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+    # Where the person rotated from: "detail" (the token's own page) lands on the new token's
+    # page, where they watch for its first use; otherwise on the list.
+    next = forms.ChoiceField(choices=[("", "the list"), ("detail", "the token's page")],
+                             required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

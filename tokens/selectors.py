@@ -167,10 +167,14 @@ def annotate_rows(tokens, membership: Membership, now, list_url: str = "") -> No
         if active and not permissions.may_use_tokens(perms.get(token.created_by_id, frozenset())):
             token.current_status = SUSPENDED
         token.is_idle = token.idle(now)
-        token.expires_soon = token.expiring_soon(now)
+        token.replacement = getattr(token, "replaced_by", None)
+        # A replaced token still working stops when its overlap ends: that, not its expiry
+        # as such, is what its row says.
+        token.overlap_ends = (token.expires_at if active and token.replacement is not None
+                              else None)
+        token.expires_soon = token.overlap_ends is None and token.expiring_soon(now)
         if token.expires_soon:
             token.expires_in_days = expires_in_days(token.expires_at, now)
-        token.replacement = getattr(token, "replaced_by", None)
         token.revocable = token.current_status in (TokenStatus.ACTIVE, SUSPENDED)
         token.status_label = STATUS_LABELS[token.current_status]
         token.url = f"{list_url}{token.pk}/"

@@ -2,7 +2,7 @@
 close, gone), the notes on the list, and the old token through the API until the overlap ends."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import time_machine
@@ -198,3 +198,64 @@ def test_rotate_without_javascript(new_context, live_server, owner, sign_in, sho
     old.refresh_from_db()
     assert abs(old.expires_at - (timezone.now() + timedelta(days=7))) < timedelta(minutes=1)
     assert AccessToken.objects.filter(replaces=old).count() == 1
+
+
+@pytest.mark.browser
+def test_rotating_from_the_tokens_page_lands_on_the_new_tokens_page(page, live_server, owner,
+                                                                    sign_in):
+    old, old_plaintext = make_token(owner, name="release-ci")
+    sign_in(page, owner)
+    page.goto(f"{LIST}{old.pk}/")
+    dialog = open_rotate_dialog(page, page.locator(".page-header"), "release-ci")
+    dialog.get_by_label("Keep the old token working for 1 hour").check()
+    with page.expect_response(is_rotation_post) as response_info:
+        dialog.get_by_role("button", name="Rotate", exact=True).click()
+    assert response_info.value.status == 201
+    assert "no-store" in response_info.value.headers.get("cache-control", "")
+    new = AccessToken.objects.get(replaces=old)
+
+    created = page.locator("dialog#token-created-dialog")
+    expect(created).to_be_visible()
+    plaintext = page.get_by_label("Access token").input_value()
+    assert codec.TOKEN_RE.match(plaintext) and plaintext[-4:] == new.last_characters
+    # The address is the new token's page: a reload is a GET there, and shows nothing again.
+    assert page.url == f"{live_server.url}{LIST}{new.pk}/"
+    page.keyboard.press("Escape")
+    expect(created).to_have_count(0)
+    expect(page.locator("#token-heading")).to_be_focused()
+    assert plaintext not in page.content()
+    expect(page.locator("dl.facts")).to_contain_text("Replaces")
+    expect(page.get_by_role("link", name=f"release-ci …{old.last_characters}")).to_be_visible()
+
+    reloaded = page.reload()
+    assert (reloaded.request.method, reloaded.status) == ("GET", 200)
+    assert plaintext not in page.content()
+    expect(page.locator("dialog#token-created-dialog")).to_have_count(0)
+
+    # The list says when the old token's overlap ends, not that it "expires today".
+    page.goto(LIST)
+    old_row = page.locator(f"tr[data-token-id='{old.pk}']")
+    old.refresh_from_db()
+    ends = old.expires_at.astimezone(UTC)
+    expect(old_row.locator(".badge")).to_have_text("Active")
+    expect(old_row).to_contain_text(f"overlap ends {ends:%b} {ends.day}, {ends:%H:%M} UTC")
+    expect(old_row).not_to_contain_text("expires today")
+    expect(old_row).not_to_contain_text("expires in")
+    assert whoami(old_plaintext).status_code == 200
+
+
+@pytest.mark.browser
+def test_rotating_from_the_tokens_page_without_javascript_lands_there_too(
+        new_context, live_server, owner, sign_in):
+    old, _ = make_token(owner, name="release-ci")
+    page = new_context(java_script_enabled=False).new_page()
+    sign_in(page, owner)
+    page.goto(f"{LIST}{old.pk}/")
+    page.locator(".page-header").get_by_role("button", name="Rotate").click()
+    expect(page.get_by_role("heading", name="Rotate “release-ci”", level=1)).to_be_visible()
+    with page.expect_response(is_rotation_post) as response_info:
+        page.get_by_role("button", name="Rotate", exact=True).click()
+    assert response_info.value.status == 201
+    new = AccessToken.objects.get(replaces=old)
+    assert codec.TOKEN_RE.match(page.get_by_label("Access token", exact=True).input_value())
+    expect(page.get_by_role("heading", level=1)).to_contain_text(f"release-ci …{new.last_characters}")

@@ -200,11 +200,20 @@ def _token_detail_context(membership, token, now):
 @require_GET
 def token_detail(request, slug, token_id):
     workspace, membership = token_page_access(request, slug)
+    return _detail_page(request, membership, token_id)
+
+
+def _detail_page(request, membership, token_id, *, created=None, plaintext=None, status=200):
+    """A token's page; after a rotation from it, the new token's page showing it once."""
     token = _visible_token_or_404(membership, token_id, "revoked_by", "replaces", "replaced_by")
     context = _token_detail_context(membership, token, timezone.now())
     context["rotate_form"] = TokenRotateForm() if token.can_rotate else None
     context["overlap_choices"] = OVERLAP_CHOICES
-    return render_console(request, "tokens/detail.html", membership, "access_tokens", context)
+    context["created"], context["plaintext"] = created, plaintext
+    context["detail_url"] = reverse("tokens:detail", args=[membership.workspace.slug, token.pk])
+    context["console_url"] = request.build_absolute_uri("/").rstrip("/")
+    return render_console(request, "tokens/detail.html", membership, "access_tokens", context,
+                          status=status)
 
 
 @never_cache
@@ -233,11 +242,15 @@ def token_rotate(request, slug, token_id):
             form.add_error(None, error.message)
             status = error.status
         else:
+            if form.cleaned_data["next"] == "detail":
+                return _detail_page(request, membership, new.pk, created=new,
+                                    plaintext=plaintext, status=201)
             return _page(request, workspace, membership, created=new, plaintext=plaintext,
                          status=201)
     return render_console(request, "tokens/rotate.html", membership, "access_tokens", {
         "token": token, "form": form, "overlap_choices": OVERLAP_CHOICES,
         "overlap": form["overlap"].value() or "24h",
+        "next": "detail" if (form["next"].value() or request.GET.get("next")) == "detail" else "",
     }, status=status)
 
 
