@@ -24,7 +24,7 @@ from console.models import OutboundMail
 from tokens.models import AccessToken
 from workspaces.models import User
 
-from .factories import MembershipFactory, UserFactory, WorkspaceFactory, make_token
+from .factories import MembershipFactory, UserFactory, WorkspaceFactory, make_token, row_of
 from .mailbox import delivered, use_smtp_port
 
 LIST = "/w/acme/admin/access-tokens/"
@@ -324,16 +324,19 @@ def banner_of(response) -> str:
 def test_the_banner_lists_your_own_active_tokens_that_expire_within_seven_days(
     client, now, owner, admin
 ):
-    make_token(owner, name="due-today", expires_at=now + timedelta(hours=3))
-    make_token(owner, name="due-tomorrow", expires_at=now + timedelta(days=1))
-    make_token(owner, name="due-in-three", expires_at=now + timedelta(days=3))
-    make_token(owner, name="due-in-eight", expires_at=now + timedelta(days=8))
-    make_token(owner, name="never-expires", expires_at=None)
+    made = {"created_at": now - timedelta(days=30)}  # made for longer than a week
+    make_token(owner, name="due-today", expires_at=now + timedelta(hours=3), **made)
+    make_token(owner, name="due-tomorrow", expires_at=now + timedelta(days=1), **made)
+    make_token(owner, name="due-in-three", expires_at=now + timedelta(days=3), **made)
+    make_token(owner, name="due-in-eight", expires_at=now + timedelta(days=8), **made)
+    make_token(owner, name="never-expires", expires_at=None, **made)
     make_token(owner, name="revoked-soon", expires_at=now + timedelta(days=2),
-               revoked_at=now - timedelta(hours=1))
+               revoked_at=now - timedelta(hours=1), **made)
     make_token(owner, name="expired-already", created_at=now - timedelta(days=30),
                expires_at=now - timedelta(hours=1))
-    make_token(admin, name="admins-token", expires_at=now + timedelta(days=2))
+    make_token(admin, name="admins-token", expires_at=now + timedelta(days=2), **made)
+    # Made for a week a moment ago: its creator knows, and no reminder is due.
+    make_token(owner, name="made-for-a-week", expires_at=now + timedelta(days=7))
     client.force_login(owner.user)
     banner = banner_of(client.get(LIST))
     assert "Your tokens that expire within 7 days" in banner
@@ -341,15 +344,16 @@ def test_the_banner_lists_your_own_active_tokens_that_expire_within_seven_days(
     assert "due-tomorrow</a> — in 1 day " in banner
     assert "due-in-three</a> — in 3 days" in banner
     for absent in ("due-in-eight", "never-expires", "revoked-soon", "expired-already",
-                   "admins-token"):
+                   "admins-token", "made-for-a-week"):
         assert absent not in banner
     # Soonest first.
     assert banner.index("due-today") < banner.index("due-tomorrow") < banner.index("due-in-three")
 
 
 def test_the_banner_shows_a_member_their_own_tokens(client, now, owner, member_with_token_permission):
-    make_token(member_with_token_permission, name="doras-ci", expires_at=now + timedelta(days=2))
-    make_token(owner, name="alices-ci", expires_at=now + timedelta(days=2))
+    soon = {"created_at": now - timedelta(days=28), "expires_at": now + timedelta(days=2)}
+    make_token(member_with_token_permission, name="doras-ci", **soon)
+    make_token(owner, name="alices-ci", **soon)
     client.force_login(member_with_token_permission.user)
     banner = banner_of(client.get(LIST))
     assert "doras-ci</a> — in 2 days" in banner
@@ -367,3 +371,41 @@ def test_no_banner_when_none_of_your_tokens_expire_soon(client, now, owner, admi
     response = client.get(LIST)
     assert response.status_code == 200
     assert banner_of(response) == ""
+
+
+@pytest.mark.parametrize("hours_later", [0, 30, 24 * 5 + 7, 24 * 6 + 20])
+def test_the_banner_the_list_and_the_reminders_follow_one_rule(client, time_machine, now, owner,
+                                                               hours_later):
+    """Whatever a token's lifetime and whenever one looks, the banner lists, and the list marks
+    as expiring, exactly the tokens a reminder goes out about."""
+    lifetimes = [timedelta(hours=20), timedelta(hours=36), timedelta(days=3), timedelta(days=7),
+                 timedelta(days=7, minutes=1), timedelta(days=8), timedelta(days=30)]
+    tokens = []
+    for n, lifetime in enumerate(lifetimes):
+        for age in (timedelta(0), lifetime - timedelta(days=6, hours=23),
+                    lifetime - timedelta(hours=2)):
+            if age >= timedelta(0):
+                tokens.append(make_token(owner, name=f"t{n}-{age.total_seconds():.0f}",
+                                         created_at=now - age, expires_at=now - age + lifetime)[0])
+    time_machine.move_to(now + timedelta(hours=hours_later), tick=False)
+    remind()
+    reminded = {subject.split("“", 1)[1].split("”", 1)[0] for subject in subjects()}
+    assert reminded  # the grid has some at every moment looked at
+    client.force_login(owner.user)
+    response = client.get(LIST)
+    banner = banner_of(response)
+    assert {t.name for t in tokens if f">{t.name}</a>" in banner} == reminded
+    marked = {t.name for t in tokens if 'class="soon"' in row_of(response, t)}
+    assert marked == reminded
+
+
+def test_a_token_just_made_for_seven_days_is_not_expiring_soon(client, now, owner):
+    token, _ = make_token(owner, name="weekly", expires_at=now + timedelta(days=7))
+    client.force_login(owner.user)
+    response = client.get(LIST)
+    assert banner_of(response) == ""
+    assert 'class="soon"' not in row_of(response, token)
+    assert remind() == "0 reminders queued."
+    assert subjects() == []
+    assert not AccessToken.objects.expiring_soon(now).exists()
+    assert not token.expiring_soon(now)

@@ -232,7 +232,7 @@ def test_the_list_shows_every_column(client, owner, admin):
     now = timezone.now()
     # Noon (UTC) three days from today: three calendar days whatever the time the test runs.
     noon = datetime.combine((now + timedelta(days=3)).astimezone(UTC).date(), time(12), UTC)
-    make_token(owner, name="soon", expires_at=noon)
+    make_token(owner, name="soon", expires_at=noon, created_at=now - timedelta(days=27))
     make_token(owner, name="used", last_used_at=now - timedelta(hours=2))
     make_token(owner, name="old", expires_at=now - timedelta(days=1))
     make_token(owner, name="gone", revoked_at=now, revoked_by=admin.user)
@@ -443,15 +443,22 @@ def test_empty_dates_sort_the_same_on_every_database(client, owner, sort, order)
     assert positions == sorted(positions)
 
 
-def test_a_seven_day_token_expires_in_seven_days(client, owner):
+def test_a_seven_day_token_says_so_on_its_last_day_not_when_made(client, owner, time_machine):
+    """Its creator chose 7 days a moment ago: it is not "expiring soon" (nor reminded of) until
+    its last day."""
     client.force_login(owner.user)
     create(client, expiration="7")
-    assert "expires in 7 days" in table_of(client.get(LIST))
+    rows = table_of(client.get(LIST))
+    assert "expires in" not in rows and "expires today" not in rows
+    token = AccessToken.objects.get()
+    last_day = datetime.combine(token.expires_at.astimezone(UTC).date(), time.min, UTC)
+    time_machine.move_to(max(token.expires_at - timedelta(hours=1), last_day), tick=False)
+    assert "expires today" in table_of(client.get(LIST))
 
 
 def test_a_token_expiring_later_today_says_today(client, owner):
     end_of_today = datetime.combine(timezone.now().date(), time.max, tzinfo=UTC)
-    make_token(owner, name="t", expires_at=end_of_today)
+    make_token(owner, name="t", expires_at=end_of_today, created_at=timezone.now() - timedelta(days=2))
     client.force_login(owner.user)
     assert "expires today" in table_of(client.get(LIST))
 

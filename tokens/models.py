@@ -10,15 +10,24 @@ from datetime import UTC, datetime, time, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from workspaces.models import Workspace
 
 # An active token not used for this long is idle.
 IDLE_AFTER = timedelta(days=30)
-# An active token that expires within this long expires soon (the banner, the list's note).
+# An active token that expires within this long expires soon (the banner, the list's note, the
+# week's reminder), if it was made to live longer than that; on its last day (UTC), if it was
+# made to live longer than DAY. A token just made for 7 days is not "expiring soon": its
+# creator chose that a moment ago.
 SOON = timedelta(days=7)
+DAY = timedelta(days=1)
+
+
+def end_of_day(now: datetime) -> datetime:
+    """The last moment of `now`'s day, in UTC."""
+    return datetime.combine(now.astimezone(UTC).date(), time.max, tzinfo=UTC)
 
 
 class TokenStatus(models.TextChoices):
@@ -66,8 +75,12 @@ class TokenQuerySet(models.QuerySet):
                                        | Q(last_used_at__isnull=True, created_at__lt=cutoff))
 
     def expiring_soon(self, now):
-        """Active tokens that expire within a week."""
-        return self.active(now).filter(expires_at__lte=now + SOON)
+        """Active tokens that expire within a week and were made to live longer than a week,
+        or expire today (UTC) and were made to live longer than a day: the banner's, the list's
+        and the expiry reminders' one rule."""
+        return self.active(now).filter(
+            Q(expires_at__lte=now + SOON, expires_at__gt=F("created_at") + SOON)
+            | Q(expires_at__lte=end_of_day(now), expires_at__gt=F("created_at") + DAY))
 
     def outliving(self, limit: datetime | None, now):
         """Active tokens that would outlive `limit` (a latest expiry; None: no limit)."""
@@ -157,7 +170,11 @@ class AccessToken(models.Model):
         return self.active(now) and (self.last_used_at or self.created_at) < now - IDLE_AFTER
 
     def expiring_soon(self, now) -> bool:
-        return self.active(now) and self.expires_at is not None and self.expires_at <= now + SOON
+        if not self.active(now) or self.expires_at is None:
+            return False
+        lifetime = self.expires_at - self.created_at
+        return ((self.expires_at <= now + SOON and lifetime > SOON)
+                or (self.expires_at <= end_of_day(now) and lifetime > DAY))
 
     def outliving(self, limit: datetime | None, now) -> bool:
         return (limit is not None and self.active(now)

@@ -3,30 +3,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from console.mail import queue_mail
 
-from ..models import SOON, AccessToken
+from ..models import AccessToken, end_of_day
 from ..selectors import remindable_tokens
 
 
 def _reminder_candidates(now: datetime):
-    """The reminders due: a week before the expiry (for tokens that live longer than a week)
-    and on the day itself (UTC). [(which, token id, creator's email)]"""
-    today_ends = datetime.combine(now.astimezone(UTC).date(), time.max, tzinfo=UTC)
-    base = remindable_tokens(now)
+    """The reminders due about tokens that expire soon (`TokenQuerySet.expiring_soon`, the
+    banner's rule): the week's before their last day, the day's on it (UTC).
+    [(which, token id, creator's email)]"""
+    today_ends = end_of_day(now)
+    base = remindable_tokens(now).expiring_soon(now)
     # A token that expires today gets the day's reminder only, even if the week's never went.
     week = base.filter(reminded_week_at__isnull=True, reminded_day_at__isnull=True,
-                       expires_at__lte=now + SOON,
-                       expires_at__gt=F("created_at") + SOON).filter(
-                           expires_at__gt=today_ends)
-    day = base.filter(reminded_day_at__isnull=True, expires_at__lte=today_ends,
-                      expires_at__gt=F("created_at") + timedelta(days=1))
+                       expires_at__gt=today_ends)
+    day = base.filter(reminded_day_at__isnull=True, expires_at__lte=today_ends)
     return [(which, pk, email) for which, tokens in (("week", week), ("day", day))
             for pk, email in tokens.order_by("pk").values_list("pk", "created_by__email")]
 
