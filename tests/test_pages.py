@@ -94,6 +94,20 @@ def test_the_overview_says_what_you_may_do(client, member_with_token_permission)
     assert "Create Codex access tokens" in page
 
 
+def test_the_overview_says_which_groups_you_are_in_one_way(client, owner,
+                                                           member_with_token_permission):
+    """Beside "You are in no group", the role card does not count the workspace's groups."""
+    client.force_login(owner.user)
+    page = client.get("/w/acme/").content.decode()
+    assert "you are in no group</div>" in page
+    assert "You are in no group of this workspace." in page
+    assert "in the workspace</div>" not in page.split("Your role", 1)[1].split("</div></div>", 1)[0]
+    client.force_login(member_with_token_permission.user)
+    page = client.get("/w/acme/").content.decode()
+    assert "you are in 1 group</div>" in page
+    assert "<strong>Release engineering</strong>" in page
+
+
 # Home and the shortcuts the product's docs print ------------------------------------------
 
 

@@ -127,6 +127,27 @@ def test_the_demo_tokens_cannot_be_used(db, settings, monkeypatch, capsys, caplo
         assert not any(secret in value or secret[3:33] in value for value in stored)
 
 
+def test_the_readmes_demo_story_names_each_token_with_its_creator(seeded):
+    """The README tells whose each demo token is ("dev@acme.test's tokens "release-ci" ..."):
+    every token it names belongs to the email named before it, and it names every token."""
+    import re
+    from pathlib import Path
+
+    from tokens.models import AccessToken
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    story = readme.split("with a story to see every page at work:", 1)[1].split("secrets", 1)[0]
+    story = " ".join(story.split())
+    named = {}
+    for part in re.split(r"(?=\b[\w.]+@[\w.]+'s )", story):
+        owner = re.match(r"([\w.]+@[\w.]+)'s ", part)
+        for name in re.findall(r'"([a-z0-9-]+)"', part):
+            assert owner, f"{name!r} is named before any creator"
+            named[name] = owner.group(1)
+    creators = dict(AccessToken.objects.values_list("name", "created_by__email"))
+    assert named == creators
+
+
 def test_a_newcomer_sees_every_page_at_work(seeded, client):
     client.post("/accounts/login/", {"username": "owner@acme.test", "password": "codex-demo-pass"})
     tokens = client.get("/w/acme/admin/access-tokens/").content.decode()

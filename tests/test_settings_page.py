@@ -10,6 +10,11 @@ def test_it_shows_both_toggles_with_the_products_words(client, owner):
     assert ('<label for="id_allow_access_tokens">Allow members to use Codex access tokens</label>'
             in page)
     assert "needs the first setting" in page
+    # Both toggles say that a custom role grants what they govern whatever they say.
+    assert ("When off, members can still use Codex Local through a custom role that grants it"
+            in page)
+    assert ("When off, members can still use access tokens through a custom role that grants "
+            "them to one of their groups: to stop those, change the custom role." in page)
     assert ">Save<" in page
 
 

@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime, time, timedelta
+from io import StringIO
 
 import pytest
 from django.utils import timezone
@@ -443,6 +444,16 @@ def test_empty_dates_sort_the_same_on_every_database(client, owner, sort, order)
     assert positions == sorted(positions)
 
 
+def test_a_token_used_within_the_minute_was_used_just_now(client, owner):
+    now = timezone.now()
+    make_token(owner, name="busy", last_used_at=now - timedelta(seconds=20))
+    make_token(owner, name="earlier", last_used_at=now - timedelta(minutes=3))
+    client.force_login(owner.user)
+    rows = table_of(client.get(LIST))
+    assert "just now</time>" in rows and "3\xa0minutes ago</time>" in rows
+    assert "0\xa0minutes" not in rows
+
+
 def test_a_seven_day_token_says_so_on_its_last_day_not_when_made(client, owner, time_machine):
     """Its creator chose 7 days a moment ago: it is not "expiring soon" (nor reminded of) until
     its last day."""
@@ -470,6 +481,25 @@ def test_the_command_refuses_a_negative_lifetime(owner):
         call_command("create_access_token", "alice@acme.test", "acme", "--name", "x",
                      "--days", "-5")
     assert not AccessToken.objects.exists()
+
+
+def test_the_command_with_zero_days_makes_a_token_that_never_expires_as_the_readme_says(
+        owner, workspace):
+    from pathlib import Path
+
+    from django.core.management import CommandError, call_command
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "`--days 0` means no expiration" in readme
+    call_command("create_access_token", "alice@acme.test", "acme", "--name", "forever",
+                 "--days", "0", stdout=StringIO())
+    assert AccessToken.objects.get(name="forever").expires_at is None
+    workspace.max_token_lifetime_days = 30
+    workspace.save(update_fields=["max_token_lifetime_days"])
+    with pytest.raises(CommandError):
+        call_command("create_access_token", "alice@acme.test", "acme", "--name", "limited",
+                     "--days", "0", stdout=StringIO())
+    assert not AccessToken.objects.filter(name="limited").exists()
 
 
 # The creator, decided under the lock ----------------------------------------------------------

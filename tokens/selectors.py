@@ -12,9 +12,9 @@ from datetime import UTC, timedelta
 
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from console.export import day_range
+from console.templatetags.console import ago
 from workspaces import permissions
 from workspaces.models import AuditEvent, Membership, User, Workspace, normal_email
 
@@ -180,7 +180,7 @@ def annotate_rows(tokens, membership: Membership, now, list_url: str = "") -> No
         token.url = f"{list_url}{token.pk}/"
         token.ranges = [r for r in token.allowed_ips.split("\n") if r]
         if token.last_used_at:
-            token.last_used_ago = timesince(token.last_used_at, now, depth=1)
+            token.last_used_ago = ago(token.last_used_at, now)
         token.can_rotate = (active and token.replacement is None
                             and permissions.can_rotate_token(membership, token))
 

@@ -46,13 +46,12 @@ def memberships_of(user) -> list[Membership]:
 
 
 def overview_counts(workspace, membership: Membership) -> dict:
-    """The overview's figures about people: members and admins, groups, and the viewer's own
-    groups with their custom roles."""
+    """The overview's figures about people: members and admins, and the viewer's own groups
+    with their custom roles."""
     return {
         "counts": workspace.memberships.aggregate(
             members=Count("id"), admins=Count("id", filter=~Q(role=Role.MEMBER))),
-        "group_count": workspace.groups.count(),
-        "my_groups": membership.groups.prefetch_related("custom_roles"),
+        "my_groups": list(membership.groups.prefetch_related("custom_roles").order_by("name")),
     }
 
 

@@ -191,6 +191,10 @@ def test_the_new_token_modal_shows_the_codex_cli_lines(page, live_server, owner,
     expect(lines).to_contain_text(f"openai_base_url={live_server.url}/codex/api")
     token = created.get_by_label("Access token").input_value()
     assert token not in lines.inner_text()  # the lines name the secret, never show it
+    # Outside a git repository `codex exec` needs a flag: the modal says when.
+    expect(created).to_contain_text("Outside one (a plain folder, a job without a checkout) Codex "
+                                    "refuses to start unless you add --skip-git-repo-check after "
+                                    "codex exec.")
     created.get_by_role("button", name="Copy the commands").click()
     copied = page.evaluate("() => navigator.clipboard.readText()")
     assert copied.startswith("export CODEX_AUTHAPI_BASE_URL=") and "codex exec" in copied
