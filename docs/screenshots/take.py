@@ -29,10 +29,11 @@ PAGES = [
     ("token", None, "dev@acme.test", "token"),
     ("governance", "/w/acme/admin/governance/", "owner@acme.test", None),
     ("members", "/w/acme/admin/members/", "owner@acme.test", None),
+    ("groups", "/w/acme/admin/groups/", "owner@acme.test", None),
     ("settings", "/w/acme/admin/settings/", "owner@acme.test", None),
     ("audit-log", "/w/acme/admin/audit-log/", "owner@acme.test", None),
 ]
-PHONE = ["access-tokens", "governance"]
+PHONE = ["overview", "access-tokens", "token", "governance", "members", "groups"]
 
 
 def free_port() -> int:
@@ -107,11 +108,16 @@ def main() -> int:
                     executable_path=CHROMIUM, headless=True,
                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
                 base = f"http://127.0.0.1:{port}"
+                # The new token's picture makes a token: it goes last, so that the other
+                # pictures show the demo's tokens only.
+                later = ["new-token"]
                 for theme in ("light", "dark"):
                     photograph(browser, base, theme, {"width": 1280, "height": 800}, "",
-                               [name for name, *_ in PAGES])
+                               [name for name, *_ in PAGES if name not in later])
                     photograph(browser, base, theme, {"width": 390, "height": 844}, "-phone",
                                PHONE)
+                for theme in ("light", "dark"):
+                    photograph(browser, base, theme, {"width": 1280, "height": 800}, "", later)
                 browser.close()
         finally:
             server.terminate()
