@@ -108,3 +108,11 @@ def test_governance_runs_fit_their_card_with_each_command_whole(new_context, sig
     assert cell.evaluate("e => e.scrollWidth <= e.clientWidth")
     line = cell.evaluate("e => parseFloat(getComputedStyle(e).lineHeight)")
     assert cell.evaluate("e => e.getBoundingClientRect().height") > 1.5 * line
+
+
+@pytest.mark.browser
+def test_a_tokens_page_fits_a_phone_with_each_command_whole(phone, story):
+    phone.goto(f"/w/acme/admin/access-tokens/{story['token'].pk}/")
+    assert_no_sideways_scrolling(phone)
+    assert outside(phone, phone.locator("main td"), PHONE["width"]) == []
+    expect(phone.locator("td.command", has_text="update the changelog")).to_have_text(LONG_COMMAND)
