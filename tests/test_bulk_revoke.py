@@ -307,13 +307,13 @@ def test_the_members_page_offers_revoke_all_only_for_members_with_active_tokens(
     client.force_login(owner.user)
     response = client.get(MEMBERS)
     doras = member_row(response, "dora@acme.test")
-    assert '<td class="num">2</td>' in doras
+    assert '<td class="num" data-label="Active tokens">2</td>' in doras
     assert "Revoke all tokens" in doras
     assert "Revoke all 2 active tokens of dora@acme.test?" in doras
     assert f'action="{revoke_all_url(member_with_token_permission)}"' in doras
     for email in ("bob@acme.test", "adam@acme.test", "alice@acme.test"):
         row = member_row(response, email)
-        assert '<td class="num">0</td>' in row
+        assert '<td class="num" data-label="Active tokens">0</td>' in row
         assert "Revoke all tokens" not in row
 
 
