@@ -160,6 +160,12 @@ class GovernanceFilterForm(DateRangeForm):
     after = CursorField()
 
 
+class RotateQueryForm(QueryForm):
+    """The rotation page's query string: `?next=detail` when reached from the token's page."""
+
+    next = forms.CharField(label="Back to", required=False, max_length=20)
+
+
 class TokenListQueryForm(QueryForm):
     """The Access tokens page's query string: its filters (unknown statuses and sorts read as
     none), and the page."""

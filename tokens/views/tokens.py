@@ -25,7 +25,13 @@ from workspaces.permissions import Perm, can
 
 from .. import selectors
 from ..access import token_page_access
-from ..forms import OVERLAP_CHOICES, TokenCreateForm, TokenListQueryForm, TokenRotateForm
+from ..forms import (
+    OVERLAP_CHOICES,
+    RotateQueryForm,
+    TokenCreateForm,
+    TokenListQueryForm,
+    TokenRotateForm,
+)
 from ..models import AccessToken
 from ..services import lifecycle
 
@@ -229,7 +235,8 @@ def token_rotate(request, slug, token_id):
     if not permissions.can_rotate_token(membership, token):
         raise MissingPermission(Perm.USE_ACCESS_TOKENS, membership)
     form = TokenRotateForm(request.POST or None)
-    status = 400 if request.method == "POST" else 200
+    query_form = RotateQueryForm(request.GET)
+    status = 400 if request.method == "POST" else query_form.status()
     if request.method == "POST" and form.is_valid():
         try:
             new, plaintext = lifecycle.token_rotate(
@@ -250,7 +257,8 @@ def token_rotate(request, slug, token_id):
     return render_console(request, "tokens/rotate.html", membership, "access_tokens", {
         "token": token, "form": form, "overlap_choices": OVERLAP_CHOICES,
         "overlap": form["overlap"].value() or "24h",
-        "next": "detail" if (form["next"].value() or request.GET.get("next")) == "detail" else "",
+        "next": "detail" if (form["next"].value() or query_form.read("next")) == "detail" else "",
+        "query_form": query_form,
     }, status=status)
 
 
