@@ -77,7 +77,7 @@ MIDDLEWARE = [
 # django-axes refuses locked-out sign-ins before the password is checked; then Django's own.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "workspaces.signin.PeopleOnlyBackend",
 ]
 
 ROOT_URLCONF = "config.urls"

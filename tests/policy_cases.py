@@ -11,6 +11,7 @@ from .factories import CustomRoleFactory, GroupFactory, MembershipFactory, Works
 ADMIN_CAPABILITIES = {
     Perm.MANAGE_SETTINGS, Perm.MANAGE_MEMBERS, Perm.MANAGE_GROUPS, Perm.MANAGE_CUSTOM_ROLES,
     Perm.VIEW_GOVERNANCE, Perm.VIEW_AUDIT_LOG, Perm.VIEW_ACCESS_TOKENS, Perm.MANAGE_ACCESS_TOKENS,
+    Perm.MANAGE_SERVICE_ACCOUNTS,
 }
 
 # Custom role held through a group: (grants Codex Local, grants access tokens, grants Codex

@@ -59,10 +59,23 @@ class Grant:
     workspace_plan: str
     user_id: int
     user_email: str
+    # The service account's name when the token's creator is one (None: a person).
+    service_account: str | None = None
+
+    @property
+    def handle(self) -> str:
+        """How the console names the creator: the email, or `svc:<name>`."""
+        return self.user_email if self.service_account is None else f"svc:{self.service_account}"
+
+    def user_body(self) -> dict:
+        """whoami's `user`: a person's email, or a service account's name (and no email)."""
+        if self.service_account is not None:
+            return {"email": None, "service_account": self.service_account}
+        return {"email": self.user_email}
 
     def body(self) -> dict:
         return {
-            "user": {"email": self.user_email},
+            "user": self.user_body(),
             "workspace": {"slug": self.workspace_slug, "name": self.workspace_name},
             "token": {"id": self.token_id, "name": self.token_name,
                       "expires_at": iso(self.expires_at)},
@@ -91,7 +104,7 @@ FACTS_SQL = statement(Path(__file__).parent / "sql" / "token_facts.sql")
 TokenFacts = namedtuple("TokenFacts", (
     "token_id token_name expires_at revoked_at last_used_at allowed_ips workspace_id "
     "workspace_slug workspace_name plan allow_codex_local allow_access_tokens user_id "
-    "user_email user_active role custom_grants"))
+    "user_email user_active service_account role custom_grants"))
 # custom_grants: what custom roles held through the creator's groups grant, as bits.
 CUSTOM_CODEX_LOCAL, CUSTOM_ACCESS_TOKENS = 1, 2
 
@@ -200,7 +213,8 @@ def decide(row, now, ip: str | None) -> Grant:
     return Grant(token_id=row.token_id, token_name=row.token_name, expires_at=expires_at,
                  last_used_at=aware(row.last_used_at), workspace_id=row.workspace_id,
                  workspace_slug=row.workspace_slug, workspace_name=row.workspace_name,
-                 workspace_plan=row.plan, user_id=row.user_id, user_email=row.user_email)
+                 workspace_plan=row.plan, user_id=row.user_id, user_email=row.user_email,
+                 service_account=row.service_account)
 
 
 def grant_for(digest: str, now, ip: str | None) -> Grant:

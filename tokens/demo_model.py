@@ -38,7 +38,7 @@ def events(body: bytes, grant, pause: float = 0.02):
         "Hello from the workspace console's demo model. No model provider is configured "
         "(CODEX_UPSTREAM_URL), so this is all I can say"
         + (f" to “{prompt[:200]}”" if prompt else "")
-        + f". The console recorded this run for {grant.user_email} with the access token "
+        + f". The console recorded this run for {grant.handle} with the access token "
         f"“{grant.token_name}”: see the Governance page of {grant.workspace_name}."
     )
     response_id, item_id = f"resp_{uuid.uuid4().hex}", f"msg_{uuid.uuid4().hex}"

@@ -52,8 +52,9 @@ def chatgpt_ids(grant: Grant) -> dict:
 
 @authorize("GET")
 def whoami(request, grant: Grant, ip: str | None) -> HttpResponse:
+    # A service account has no email to show: the field is left out.
     return json_response({
-        "email": grant.user_email,
+        **({"email": grant.user_email} if grant.service_account is None else {}),
         **chatgpt_ids(grant),
         "chatgpt_plan_type": grant.workspace_plan,
         "chatgpt_account_is_fedramp": False,

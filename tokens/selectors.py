@@ -38,11 +38,13 @@ DEFAULT_SORT = "-created"
 
 def remindable_tokens(now):
     """What an expiry reminder may be about: active tokens with an expiry, not replaced, whose
-    creator is active (the reminders' candidates, and what a queued reminder checks again when
-    it goes)."""
+    creator is an active person (the reminders' candidates, and what a queued reminder checks
+    again when it goes). A service account's tokens get none: it reads no mail (its page and
+    the Access tokens list show their expiry to owners and admins)."""
     return AccessToken.objects.active(now).filter(expires_at__isnull=False,
                                                   replaced_by__isnull=True,
-                                                  created_by__is_active=True)
+                                                  created_by__is_active=True,
+                                                  created_by__is_service_account=False)
 
 
 def _ordering(sort: str):
@@ -126,10 +128,12 @@ def issued_here(strings) -> set[str]:
     return {digests[digest] for digest in found}
 
 
-def creator_emails(workspace: Workspace) -> list[str]:
-    """Who the creator filter offers: every member's email."""
-    return list(Membership.objects.filter(workspace=workspace).order_by("user__email")
-                .values_list("user__email", flat=True))
+def creator_emails(workspace: Workspace) -> list[tuple[str, str]]:
+    """Who the creator filter offers: every member, as (email, how the list names them: the
+    email, or `svc:<name>` for a service account)."""
+    return [(user.email, user.handle) for user in User.objects.filter(
+        memberships__workspace=workspace).only("email", "name", "is_service_account")
+        .order_by("is_service_account", "email")]
 
 
 def expires_in_days(expires_at, now) -> int:

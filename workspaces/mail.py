@@ -19,8 +19,10 @@ from .services import members
 @renderer("password_reset")
 def password_reset(mail):
     """Queued for every reset request, whatever the email: a mail goes only when an active
-    account with a password has that email (its normal form)."""
-    user = User.objects.filter(email=mail.params["email"], is_active=True).first()
+    person's account with a password has that email (its normal form); never to a service
+    account."""
+    user = User.objects.filter(email=mail.params["email"], is_active=True,
+                               is_service_account=False).first()
     if user is None or not user.has_usable_password():
         return None
     confirm = reverse("password_reset_confirm", kwargs={

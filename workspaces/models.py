@@ -40,13 +40,27 @@ class UserManager(BaseUserManager):
         return self.create_user(email, password, **extra)
 
 
+# Service accounts' users get an address under this domain: `.invalid` is reserved (RFC 2606)
+# and never resolves, so nothing can be delivered there; invitations and sign-ups refuse it.
+SERVICE_ACCOUNT_DOMAIN = "service-account.invalid"
+
+
+def reserved_email(email: str) -> bool:
+    """Whether an address (in its normal form) belongs to the service accounts' domain."""
+    return normal_email(email).rpartition("@")[2] == SERVICE_ACCOUNT_DOMAIN
+
+
 class User(AbstractBaseUser, PermissionsMixin):
-    """A person. Signs in by email; belongs to workspaces through memberships."""
+    """A person, or a workspace's service account. A person signs in by email and belongs to
+    workspaces through memberships. A service account (`is_service_account`) is a member of
+    its one workspace and nothing more: no usable password, no sign-in, an address under
+    SERVICE_ACCOUNT_DOMAIN that receives no mail, and its name in `name`."""
 
     email = models.EmailField("email address", unique=True)
     name = models.CharField(max_length=150, blank=True)
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
+    is_service_account = models.BooleanField(default=False, editable=False)
     date_joined = models.DateTimeField(default=timezone.now)
 
     objects = UserManager()
@@ -69,7 +83,13 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def display_name(self):
-        return self.name or self.email
+        return self.handle if self.is_service_account else (self.name or self.email)
+
+    @property
+    def handle(self) -> str:
+        """How the console names this user wherever a creator or an actor is shown: the email,
+        or `svc:<name>` for a service account."""
+        return f"svc:{self.name}" if self.is_service_account else self.email
 
 
 class Plan(models.TextChoices):
@@ -136,6 +156,35 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} in {self.workspace} ({self.role})"
+
+
+SERVICE_ACCOUNT_NAME_MAX = 64
+
+
+class ServiceAccount(models.Model):
+    """A workspace principal that is not a person: automation that belongs to a team. Its user
+    (`User.is_service_account`) is a member of this workspace with the member role, so it holds
+    permissions as a member does (the toggles, a group's custom role), and tokens are created
+    for it by owners and admins. Removing it deletes this row and the membership, revokes its
+    tokens and deactivates its user, which stays (with its name) for the governance record."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE,
+                                  related_name="service_accounts")
+    user = models.OneToOneField(User, on_delete=models.PROTECT, related_name="service_account")
+    name = models.CharField(max_length=SERVICE_ACCOUNT_NAME_MAX)
+    description = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint("workspace", Lower("name"), name="service_account_name_unique"),
+        ]
+
+    def __str__(self):
+        return f"svc:{self.name}"
 
 
 class Group(models.Model):

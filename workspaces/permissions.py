@@ -38,6 +38,8 @@ class Perm(StrEnum):
     # Open the Access tokens page; see and revoke every token of the workspace.
     VIEW_ACCESS_TOKENS = "view_access_tokens"
     MANAGE_ACCESS_TOKENS = "manage_access_tokens"
+    # Create, change and remove service accounts, and create access tokens for them.
+    MANAGE_SERVICE_ACCOUNTS = "manage_service_accounts"
 
 
 _ADMIN = frozenset(
@@ -51,6 +53,7 @@ _ADMIN = frozenset(
         Perm.VIEW_AUDIT_LOG,
         Perm.VIEW_ACCESS_TOKENS,
         Perm.MANAGE_ACCESS_TOKENS,
+        Perm.MANAGE_SERVICE_ACCOUNTS,
     }
 )
 ROLE_PERMS: dict[str, frozenset[Perm]] = {
@@ -232,12 +235,20 @@ def refuse_role_change(actor: Membership, target: Membership, new_role: str,
         return "Choose a valid role."
     if not can(actor, Perm.MANAGE_MEMBERS):
         return ASK_FOR_ADMIN
+    if target.user.is_service_account and new_role != target.role:
+        return SERVICE_ACCOUNT_ROLE
     if Role.OWNER in (target.role, new_role) and new_role != target.role \
             and not can(actor, Perm.MANAGE_OWNERS):
         return "Only owners can make or unmake owners."
     if target.role == Role.OWNER and new_role != Role.OWNER and owners <= 1:
         return f"{target.user.email} is the only owner. Make someone else an owner first."
     return None
+
+
+# A service account is always a plain member: what it may do comes from the workspace's
+# toggles and its groups' custom roles, never from the admin or owner role.
+SERVICE_ACCOUNT_ROLE = ("A service account keeps the member role: give it permissions through "
+                        "the workspace's toggles or a group's custom role.")
 
 
 def can_change_role(actor: Membership, target: Membership, new_role: str, owners: int) -> bool:
@@ -254,6 +265,8 @@ def refuse_member_removal(actor: Membership, target: Membership, owners: int) ->
     """Why `actor` may not remove `target` from the workspace, or None if they may."""
     if not can(actor, Perm.MANAGE_MEMBERS):
         return ASK_FOR_ADMIN
+    if target.user.is_service_account:
+        return "Remove a service account on its own page."
     if target.role == Role.OWNER:
         if not can(actor, Perm.MANAGE_OWNERS):
             return "Only owners can remove an owner."
@@ -283,6 +296,24 @@ def refuse_invitation(actor: Membership, role: str) -> str | None:
     if role not in dict(invitable_roles(actor)):
         return "Only owners can invite an owner."
     return None
+
+
+# Service accounts ---------------------------------------------------------------------------
+
+
+def refuse_service_account_change(actor: Membership, target: Membership) -> str | None:
+    """Why `actor` may not change or remove the service account whose membership is `target`,
+    or create or revoke its access tokens, or None if they may: owners and admins of its
+    workspace."""
+    if not can(actor, Perm.MANAGE_SERVICE_ACCOUNTS):
+        return ASK_FOR_ADMIN
+    if target.workspace_id != actor.workspace_id or not target.user.is_service_account:
+        return "That is not a service account of this workspace."
+    return None
+
+
+def can_manage_service_account(actor: Membership, target: Membership) -> bool:
+    return refuse_service_account_change(actor, target) is None
 
 
 # Access tokens ------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from django.db.models import Count, Prefetch, Q
 
-from console.errors import Forbidden
+from console.errors import Forbidden, ServiceError
 from console.locking import for_update
 
-from .models import AuditEvent, CustomRole, Group, Invitation, Membership, Role
+from .models import AuditEvent, CustomRole, Group, Invitation, Membership, Role, ServiceAccount
 
 
 def lock_owners(workspace_id: int) -> int:
@@ -49,17 +49,17 @@ def overview_counts(workspace, membership: Membership) -> dict:
     """The overview's figures about people: members and admins, and the viewer's own groups
     with their custom roles."""
     return {
-        "counts": workspace.memberships.aggregate(
+        "counts": workspace.memberships.filter(user__is_service_account=False).aggregate(
             members=Count("id"), admins=Count("id", filter=~Q(role=Role.MEMBER))),
         "my_groups": list(membership.groups.prefetch_related("custom_roles").order_by("name")),
     }
 
 
 def member_rows(workspace, q: str = ""):
-    """The Members page's rows: each member with their user and groups, by email, filtered by
-    a part of their email or name."""
+    """The Members page's rows: each person with their user and groups, by email, filtered by
+    a part of their email or name. (Service accounts have their own section.)"""
     rows = (
-        Membership.objects.filter(workspace=workspace)
+        Membership.objects.filter(workspace=workspace, user__is_service_account=False)
         .select_related("user")
         .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
         .order_by("user__email", "id")
@@ -94,6 +94,35 @@ def open_invitation_in(workspace, invitation_id: int) -> Invitation | None:
     return Invitation.objects.select_related("workspace").filter(
         workspace=workspace, pk=invitation_id, accepted_at__isnull=True,
         cancelled_at__isnull=True).first()
+
+
+# Service accounts -------------------------------------------------------------------------
+
+
+def service_account_rows(workspace):
+    """The Members page's service accounts, by name, each with its user and membership (its
+    groups prefetched)."""
+    return (ServiceAccount.objects.filter(workspace=workspace)
+            .select_related("user", "created_by").order_by("name", "id"))
+
+
+def service_account_in(workspace, service_account_id: int) -> ServiceAccount | None:
+    return ServiceAccount.objects.select_related("user", "workspace", "created_by").filter(
+        workspace=workspace, pk=service_account_id).first()
+
+
+def membership_of_service_account(service_account: ServiceAccount) -> Membership | None:
+    return Membership.objects.select_related("user", "workspace").filter(
+        workspace_id=service_account.workspace_id, user_id=service_account.user_id).first()
+
+
+def lock_service_account(service_account: ServiceAccount) -> ServiceAccount:
+    """The service account re-read under lock; `ServiceError` (404) if it was removed."""
+    locked = for_update(ServiceAccount.objects.select_related("user", "workspace").filter(
+        pk=service_account.pk)).first()
+    if locked is None:
+        raise ServiceError("That service account was removed meanwhile.", status=404)
+    return locked
 
 
 # Groups and custom roles ------------------------------------------------------------------

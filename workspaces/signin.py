@@ -19,6 +19,7 @@ import logging
 from axes.handlers.cache import AxesCacheHandler
 from axes.helpers import get_client_cache_keys, get_credentials
 from django.conf import settings
+from django.contrib.auth.backends import ModelBackend
 from django.shortcuts import render
 from redis.exceptions import RedisError
 
@@ -91,3 +92,12 @@ def locked_out(request, original_response=None, credentials=None):
     """The answer to a refused sign-in: 429 and a page that says to try again later."""
     minutes = max(1, settings.SIGN_IN_WINDOW // 60)
     return render(request, "registration/locked_out.html", {"minutes": minutes}, status=429)
+
+
+class PeopleOnlyBackend(ModelBackend):
+    """Django's backend by email and password, for people only: a service account never signs
+    in (the console's sign-in, the invitation page and Django admin's login all come here),
+    even if someone gave its user a password."""
+
+    def user_can_authenticate(self, user):
+        return super().user_can_authenticate(user) and not user.is_service_account

@@ -73,7 +73,8 @@ def _mint(*, membership: Membership, name: str, expires_at: datetime | None, all
     return token, plaintext
 
 
-def _lock_creator(membership: Membership, request_key: str | None) -> Membership:
+def _lock_creator(membership: Membership, request_key: str | None,
+                  acting: Membership | None = None) -> Membership:
     """The member, locked (so the name and request-key checks hold), who must still be an
     active member holding the access token permission on a plan that has tokens. The workspace
     row is locked first (the lifetime limit read from it holds until the token is saved, as
@@ -85,7 +86,13 @@ def _lock_creator(membership: Membership, request_key: str | None) -> Membership
         "is_active", flat=True)
     if not any(active):
         raise Forbidden("This account is deactivated.")
-    (membership,) = lock_members(membership)
+    if acting is None:
+        (membership,) = lock_members(membership)
+    else:  # an owner or admin creates it for a service account
+        membership, acting = lock_members(membership, acting)
+        refusal = permissions.refuse_service_account_change(acting, membership)
+        if refusal:
+            raise Forbidden(refusal)
     if request_key:
         existing = AccessToken.objects.filter(created_by=membership.user,
                                               request_key=request_key).first()
@@ -94,6 +101,12 @@ def _lock_creator(membership: Membership, request_key: str | None) -> Membership
     if not permissions.plan_supports_tokens(membership.workspace.plan):
         raise Forbidden("Codex access tokens need a Business or Enterprise plan.")
     if not permissions.can(membership, Perm.USE_ACCESS_TOKENS):
+        if acting is not None:
+            raise Forbidden(
+                f"{membership.user.handle} does not hold the access token permission: turn on "
+                "“Allow members to use Codex Local” and “Allow members to use Codex access "
+                "tokens” in Settings and Permissions, or add it to a group whose custom role "
+                "grants them.")
         raise Forbidden(permissions.ASK_FOR_TOKENS)
     return membership
 
@@ -116,6 +129,34 @@ def token_create(
     The workspace's maximum token lifetime holds, whatever the form offered.
     """
     membership = _lock_creator(membership, request_key)
+    return _create(membership, actor, name=name, expires_at=expires_at, allowed_ips=allowed_ips,
+                   request_key=request_key)
+
+
+@sensitive_variables("plaintext")
+@transaction.atomic
+def token_create_for_service_account(
+    *,
+    service_account: Membership,
+    acting: Membership,
+    actor: Actor,
+    name: str,
+    expires_at: datetime | None,
+    allowed_ips: str = "",
+    request_key: str | None = None,
+) -> tuple[AccessToken, str]:
+    """Create an access token for a service account (`service_account`: its membership), as
+    an owner or admin (`acting`) of its workspace: the token's creator is the service account,
+    it acts with the service account's permissions, and the audit event names who made it.
+    Otherwise as `token_create`."""
+    membership = _lock_creator(service_account, request_key, acting=acting)
+    return _create(membership, actor, name=name, expires_at=expires_at, allowed_ips=allowed_ips,
+                   request_key=request_key)
+
+
+@sensitive_variables("plaintext")
+def _create(membership: Membership, actor: Actor, *, name: str, expires_at: datetime | None,
+            allowed_ips: str, request_key: str | None) -> tuple[AccessToken, str]:
     workspace, user = membership.workspace, membership.user
     now = timezone.now()
     name = (name or "").strip()
@@ -133,8 +174,9 @@ def token_create(
     clash = AccessToken.objects.filter(workspace=workspace, created_by=user, name=name,
                                        replaced_by__isnull=True).active(now)
     if clash.exists():
+        who = f"{user.handle} already has" if user.is_service_account else "You already have"
         raise ServiceError(
-            f"You already have an active token called “{name}”. Choose another name.", "name"
+            f"{who} an active token called “{name}”. Choose another name.", "name"
         )
     token, plaintext = _mint(membership=membership, name=name, expires_at=expires_at,
                              allowed_ips=allowed_ips, request_key=request_key, now=now)
@@ -145,6 +187,7 @@ def token_create(
             "last_characters": token.last_characters,
             "expires_at": expires_at.isoformat() if expires_at else None,
             **({"allowed_ips": allowed_ips.split("\n")} if allowed_ips else {}),
+            **({"service_account": user.handle} if user.is_service_account else {}),
         },
     )
     return token, plaintext
@@ -231,7 +274,7 @@ def _revoke(token: AccessToken, actor: Actor, reason: str, *, notify: bool = Tru
         return False
     token.revoked_at, token.revoked_by = now, actor.user
     details = {"token_id": token.pk, "last_characters": token.last_characters,
-               "created_by": token.created_by.email}
+               "created_by": token.created_by.handle}
     if reason:
         details["reason"] = reason
     record(
@@ -246,6 +289,8 @@ def _revoke(token: AccessToken, actor: Actor, reason: str, *, notify: bool = Tru
 
 
 def _queue_notice(token: AccessToken, by: str) -> None:
+    if token.created_by.is_service_account:
+        return  # it reads no mail
     queue_mail(kind="token_revoked", to=token.created_by.email, token=token.pk, by=by)
 
 

@@ -20,6 +20,7 @@ SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, t.las
        w.id AS workspace_id, w.slug AS workspace_slug, w.name AS workspace_name, w.plan,
        w.allow_codex_local, w.allow_access_tokens,
        u.id AS user_id, u.email AS user_email, u.is_active AS user_active,
+       CASE WHEN u.is_service_account THEN u.name END AS service_account,
        m.role,
        (SELECT COALESCE(MAX(CASE WHEN cr.grants_codex_local THEN 1 ELSE 0 END), 0)
                + 2 * COALESCE(MAX(CASE WHEN cr.grants_access_tokens THEN 1 ELSE 0 END), 0)

@@ -22,10 +22,21 @@ from tokens.interface import revoke_member_tokens
 
 from .. import permissions
 from ..audit import record
-from ..models import Invitation, Membership, Role, User, Workspace, normal_email
+from ..models import (
+    SERVICE_ACCOUNT_DOMAIN,
+    Invitation,
+    Membership,
+    Role,
+    User,
+    Workspace,
+    normal_email,
+    reserved_email,
+)
 from ..selectors import lock_members, lock_owners
 
 INVITATION_LIFETIME = timedelta(days=7)
+RESERVED = (f"Addresses at {SERVICE_ACCOUNT_DOMAIN} belong to service accounts, which never "
+            "sign in: invite a person's address.")
 
 
 @transaction.atomic
@@ -141,6 +152,8 @@ def member_invite(
     email = normal_email(email)
     if not email:
         raise ServiceError("Enter an email address.", "email")
+    if reserved_email(email):
+        raise ServiceError(RESERVED, "email")
     (acting,) = lock_members(acting)
     refusal = permissions.refuse_invitation(acting, role)
     if refusal:

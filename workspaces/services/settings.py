@@ -26,6 +26,7 @@ from ..models import (
     User,
     Workspace,
     normal_email,
+    reserved_email,
 )
 from ..permissions import Perm
 from ..selectors import lock_members
@@ -83,6 +84,9 @@ def workspace_create(*, name: str, slug: str, plan: str, owner_email: str, actor
         validate_email(owner_email.strip())
     except ValidationError:
         raise ServiceError(f"{owner_email} is not a valid email address.") from None
+    if reserved_email(owner_email):
+        raise ServiceError(f"{owner_email} belongs to a service account, which cannot be an "
+                           "owner.")
     taken = ServiceError(f"There is already a workspace with the slug {slug}.")
     if Workspace.objects.filter(slug=slug).exists():
         raise taken

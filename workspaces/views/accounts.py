@@ -170,6 +170,6 @@ def invitation_create_account(request, key):
         except ServiceError as error:
             apply_error(form, error)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="workspaces.signin.PeopleOnlyBackend")
             return redirect("invitation", key=key)
     return _invitation_page(request, invitation, key, account_form=form, status=400)
