@@ -128,6 +128,13 @@ def issued_here(strings) -> set[str]:
     return {digests[digest] for digest in found}
 
 
+def tokens_of_creator(workspace: Workspace, user: User):
+    """Every token `user` created in `workspace` (a service account's page), newest first."""
+    return (AccessToken.objects.filter(workspace=workspace, created_by=user)
+            .select_related("workspace", "created_by", "revoked_by", "replaces", "replaced_by")
+            .order_by("-created_at", "-id"))
+
+
 def creator_emails(workspace: Workspace) -> list[tuple[str, str]]:
     """Who the creator filter offers: every member, as (email, how the list names them: the
     email, or `svc:<name>` for a service account)."""

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import governance, tokens
+from .views import governance, service_accounts, tokens
 
 app_name = "tokens"
 
@@ -15,6 +15,10 @@ urlpatterns = [
          name="member_revoke_tokens"),
     path("settings/shorten-tokens/", tokens.shorten_tokens, name="shorten"),
     path("settings/revoke-suspended/", tokens.revoke_suspended, name="revoke_suspended"),
+    path("service-accounts/<int:service_account_id>/", service_accounts.service_account,
+         name="service_account"),
+    path("service-accounts/<int:service_account_id>/tokens/new/",
+         service_accounts.service_account_token_create, name="service_account_token_create"),
     path("governance/", governance.governance, name="governance"),
     path("governance/export.csv", governance.governance_csv, name="governance_csv"),
 ]

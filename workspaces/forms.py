@@ -102,6 +102,21 @@ class GroupForm(ConsoleForm):
     )
 
 
+class ServiceAccountForm(ConsoleForm):
+    name = forms.CharField(
+        label="Name", max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. release-ci", "autocomplete": "off"}),
+        help_text="Letters, digits, dots, hyphens and underscores. Shown as svc:name.",
+        error_messages={"required": "Enter a name for the service account.",
+                        "max_length": "The name can be at most 64 characters."},
+    )
+    description = forms.CharField(
+        label="Description", max_length=500, required=False,
+        widget=forms.TextInput(attrs={"placeholder": "What runs as it, and who looks after it"}),
+        error_messages={"max_length": "The description can be at most 500 characters."},
+    )
+
+
 class GroupMemberForm(ConsoleForm):
     member = forms.ModelChoiceField(
         label="Member", queryset=Membership.objects.none(), empty_label="Choose a member…",
@@ -118,7 +133,7 @@ class GroupMemberForm(ConsoleForm):
             .select_related("user")
             .order_by("user__email")
         )
-        field.label_from_instance = lambda m: m.user.email
+        field.label_from_instance = lambda m: m.user.handle
 
 
 # "codex_local", "access_tokens", "codex_admin": what a custom role may grant.

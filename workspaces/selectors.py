@@ -106,6 +106,32 @@ def service_account_rows(workspace):
             .select_related("user", "created_by").order_by("name", "id"))
 
 
+def with_groups(service_accounts) -> None:
+    """Each service account's groups here (`.groups`, by name), in one query for them all."""
+    by_user = {a.user_id: a for a in service_accounts}
+    for account in service_accounts:
+        account.groups = []
+    if not by_user:
+        return
+    rows = (Group.members.through.objects.filter(
+        membership__workspace_id=service_accounts[0].workspace_id,
+        membership__user_id__in=list(by_user))
+        .values_list("membership__user_id", "group__id", "group__name")
+        .order_by("group__name", "group__id"))
+    for user_id, group_id, name in rows:
+        by_user[user_id].groups.append({"id": group_id, "name": name})
+
+
+def groups_with_roles(membership: Membership) -> list[Group]:
+    """A member's groups here, by name, with the custom roles each holds."""
+    return list(membership.groups.prefetch_related(
+        Prefetch("custom_roles", queryset=CustomRole.objects.order_by("name"))).order_by("name"))
+
+
+def service_account_of(workspace_id: int, user_id: int) -> ServiceAccount | None:
+    return ServiceAccount.objects.filter(workspace_id=workspace_id, user_id=user_id).first()
+
+
 def service_account_in(workspace, service_account_id: int) -> ServiceAccount | None:
     return ServiceAccount.objects.select_related("user", "workspace", "created_by").filter(
         workspace=workspace, pk=service_account_id).first()

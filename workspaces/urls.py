@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import audit, groups, home, members, settings
+from .views import audit, groups, home, members, service_accounts, settings
 
 app_name = "workspaces"
 
@@ -15,6 +15,12 @@ urlpatterns = [
          name="invitation_cancel"),
     path("admin/members/<int:member_id>/role/", members.member_role, name="member_role"),
     path("admin/members/<int:member_id>/remove/", members.member_remove, name="member_remove"),
+    path("admin/service-accounts/new/", service_accounts.service_account_create,
+         name="service_account_create"),
+    path("admin/service-accounts/<int:service_account_id>/edit/",
+         service_accounts.service_account_update, name="service_account_update"),
+    path("admin/service-accounts/<int:service_account_id>/remove/",
+         service_accounts.service_account_remove, name="service_account_remove"),
     path("admin/groups/", groups.groups, name="groups"),
     path("admin/groups/new/", groups.group_create, name="group_create"),
     path("admin/groups/<int:group_id>/", groups.group_detail, name="group"),

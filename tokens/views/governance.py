@@ -46,6 +46,12 @@ def _with_names(rows, names):
     return [{"id": key, "runs": n, "name": names.get(key)} for key, n in rows]
 
 
+def _members(user_ids) -> dict:
+    """{user id: user} (its email for the filter link, its handle for the page)."""
+    return {u.pk: u for u in User.objects.filter(pk__in=user_ids)
+            .only("email", "name", "is_service_account")}
+
+
 @login_required
 @require_GET
 def governance(request, slug):
@@ -62,13 +68,13 @@ def _page(request, membership, found: Selection):
     by_member = stats.top_members(workspace, period, found.counted)
     by_token = stats.top_tokens(workspace, period, found.counted)
     # The ten names of each, fetched by id.
-    emails = dict(User.objects.filter(pk__in=[i for i, _ in by_member]).values_list("pk", "email"))
+    members = _members([i for i, _ in by_member])
     tokens = AccessToken.objects.in_bulk([i for i, _ in by_token])
     query = request.GET.copy()
     query.pop("after", None)
     return render_console(request, "tokens/governance.html", membership, "governance", {
         "form": form, "query_form": form, "page": page, "query": query.urlencode(),
-        "by_member": _with_names(by_member, emails), "by_token": _with_names(by_token, tokens),
+        "by_member": _with_names(by_member, members), "by_token": _with_names(by_token, tokens),
         "chart": stats.chart(days), "period": period,
         "period_label": "the chosen dates" if found.chosen else "the last 30 days",
         "filtered": any(query.get(k) for k in ("member", "token", "start", "end")),
@@ -82,11 +88,14 @@ def governance_csv(request, slug):
     found = _filtered_runs(request, workspace)
     if not found.form.is_valid():  # the page, with the filter's error
         return _page(request, membership, found)
-    runs = found.runs.values_list("pk", "started_at", "user__email", "token__name", "token_id",
+    runs = found.runs.values_list("pk", "started_at", "user__email", "user__name",
+                                  "user__is_service_account", "token__name", "token_id",
                                   "client", "model", "sandbox_mode", "turns", "command", "ip",
                                   "user_agent", named=True)
     rows = (
-        (r.started_at.isoformat(), r.user__email, r.token__name, r.token_id, r.client, r.model,
+        (r.started_at.isoformat(),
+         f"svc:{r.user__name}" if r.user__is_service_account else r.user__email,
+         r.token__name, r.token_id, r.client, r.model,
          r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent)
         for r in keyset_rows(runs, time_field="started_at")
     )

@@ -17,6 +17,7 @@ from console.errors import ServiceError
 from console.paging import paginate
 from console.rendering import apply_error
 from workspaces import permissions
+from workspaces import selectors as workspace_selectors
 from workspaces.access import MissingPermission, workspace_access
 from workspaces.audit import ACTIONS
 from workspaces.layout import render_console
@@ -135,6 +136,18 @@ def _visible_token_or_404(membership, token_id, *related) -> AccessToken:
     return token
 
 
+def _after_revoke(slug, token, to) -> str:
+    """Where a revocation leads back to: the token's page, its service account's page, or the
+    list."""
+    if to == "detail":
+        return reverse("tokens:detail", args=[slug, token.pk])
+    if to == "service-account":
+        account = workspace_selectors.service_account_of(token.workspace_id, token.created_by_id)
+        if account is not None:
+            return reverse("tokens:service_account", args=[slug, account.pk])
+    return reverse("tokens:list", args=[slug])
+
+
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
@@ -152,10 +165,9 @@ def token_revoke(request, slug, token_id):
             messages.success(request, f"The access token “{token.name}” was revoked.")
         else:
             messages.info(request, f"The access token “{token.name}” was already revoked.")
-        return redirect(request.POST.get("next") == "detail"
-                        and reverse("tokens:detail", args=[slug, token.pk])
-                        or reverse("tokens:list", args=[slug]))
-    who = "" if token.created_by_id == membership.user_id else f" created by {token.created_by.email}"
+        return redirect(_after_revoke(slug, token, request.POST.get("next")
+                                      or request.GET.get("next")))
+    who = "" if token.created_by_id == membership.user_id else f" created by {token.created_by.handle}"
     return render_console(request, "console/confirm.html", membership, "access_tokens", {
         "title": f"Revoke the access token “{token.name}”?",
         "body": f"Automation using this token{who} stops working at once. This cannot be undone.",
@@ -304,7 +316,7 @@ def member_revoke_tokens(request, slug, member_id):
         messages.error(request, error.message)
     else:
         messages.success(request, f"{count} access token{'s' if count != 1 else ''} of "
-                                  f"{target.user.email} revoked.")
+                                  f"{target.user.handle} revoked.")
     return redirect("workspaces:members", slug=slug)
 
 

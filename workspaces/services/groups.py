@@ -98,11 +98,11 @@ def group_add_member(*, group: Group, acting: Membership, actor: Actor,
     if membership.workspace_id != group.workspace_id:
         raise ServiceError("That person is not a member of this workspace.", "member")
     if group.members.filter(pk=membership.pk).exists():
-        raise ServiceError(f"{membership.user.email} is already in {group.name}.", "member")
+        raise ServiceError(f"{membership.user.handle} is already in {group.name}.", "member")
     group.members.add(membership)
     record(
         workspace=group.workspace, actor=actor, action="group.member_added", target=group.name,
-        details={"member": membership.user.email},
+        details={"member": membership.user.handle},
     )
 
 
@@ -111,11 +111,11 @@ def group_remove_member(*, group: Group, acting: Membership, actor: Actor,
                         membership: Membership) -> None:
     group, acting = _lock_group(group, acting)
     if not group.members.filter(pk=membership.pk).exists():
-        raise ServiceError(f"{membership.user.email} is not in {group.name}.", "member")
+        raise ServiceError(f"{membership.user.handle} is not in {group.name}.", "member")
     group.members.remove(membership)
     record(
         workspace=group.workspace, actor=actor, action="group.member_removed", target=group.name,
-        details={"member": membership.user.email},
+        details={"member": membership.user.handle},
     )
 
 

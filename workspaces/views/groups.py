@@ -140,7 +140,7 @@ def group_member_add(request, slug, group_id):
         except ServiceError as error:
             apply_error(form, error)
         else:
-            messages.success(request, f"{form.cleaned_data['member'].user.email} added to {group.name}.")
+            messages.success(request, f"{form.cleaned_data['member'].user.handle} added to {group.name}.")
             return redirect("workspaces:group", slug=slug, group_id=group.pk)
     return _group_page(request, group, membership, member_form=form, status=400)
 
@@ -157,7 +157,7 @@ def group_member_remove(request, slug, group_id, member_id):
     except ServiceError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"{target.user.email} removed from {group.name}.")
+        messages.success(request, f"{target.user.handle} removed from {group.name}.")
     return redirect("workspaces:group", slug=slug, group_id=group.pk)
 
 

@@ -19,14 +19,18 @@ from tokens.interface import active_token_counts
 
 from .. import permissions, selectors
 from ..access import workspace_access
-from ..forms import InviteForm, MemberQueryForm, MemberRoleForm
+from ..forms import InviteForm, MemberQueryForm, MemberRoleForm, ServiceAccountForm
 from ..layout import render_console
 from ..models import Role
 from ..permissions import Perm
 from ..services import members as members_services
 
 
-def _members_page(request, workspace, membership, invite_form=None, status=200):
+SERVICE_ACCOUNTS_SHOWN = 200
+
+
+def members_page(request, workspace, membership, invite_form=None, service_account_form=None,
+                 status=200):
     query_form = MemberQueryForm(request.GET)
     q = query_form.cleaned_data.get("q", "").strip() if query_form.filters_read() else ""
     now = timezone.now()
@@ -41,6 +45,9 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
         row.role_choices = permissions.role_choices(membership, row, owners)
         row.can_edit_role = len(row.role_choices) > 1
         row.can_remove = permissions.can_remove_member(membership, row, owners)
+    service_accounts = list(selectors.service_account_rows(workspace).annotate(
+        active_tokens=active_token_counts(workspace, now))[:SERVICE_ACCOUNTS_SHOWN])
+    selectors.with_groups(service_accounts)
     invitations = selectors.pending_invitations(workspace)
     for invitation in invitations:
         invitation.expired = invitation.expires_at <= now
@@ -51,6 +58,9 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
         "invite_form": invite_form or InviteForm(roles=permissions.invitable_roles(membership)),
         "invitations": invitations,
         "can_revoke_tokens": permissions.can_see_all_tokens(membership),
+        "service_accounts": service_accounts,
+        "can_manage_service_accounts": permissions.can(membership, Perm.MANAGE_SERVICE_ACCOUNTS),
+        "service_account_form": service_account_form or ServiceAccountForm(),
     }, status=query_form.status(status))
 
 
@@ -58,7 +68,7 @@ def _members_page(request, workspace, membership, invite_form=None, status=200):
 @require_GET
 def members(request, slug):
     workspace, membership = workspace_access(request, slug, Perm.MANAGE_MEMBERS)
-    return _members_page(request, workspace, membership)
+    return members_page(request, workspace, membership)
 
 
 @login_required
@@ -78,7 +88,7 @@ def member_invite(request, slug):
             messages.success(request, f"Invitation sent to {invitation.email}. It works once, "
                                       "for 7 days.")
             return redirect("workspaces:members", slug=slug)
-    return _members_page(request, workspace, membership, invite_form=form, status=400)
+    return members_page(request, workspace, membership, invite_form=form, status=400)
 
 
 def _invitation_or_404(workspace, invitation_id):
