@@ -103,3 +103,14 @@ def row_of(response, token) -> str:
     html = response.content.decode()
     start = html.index(f'<tr data-token-id="{token.pk}"')
     return html[start:html.index("</tr>", start)]
+
+
+def make_service_account(by, *, name="release-ci", description=""):
+    """A service account of `by`'s workspace, created through the service as `by` (an owner or
+    admin) would; returns (the ServiceAccount, its membership)."""
+    from console.audit import Actor
+    from workspaces.services.service_accounts import service_account_create
+
+    account = service_account_create(workspace=by.workspace, acting=by, actor=Actor(by.user),
+                                     name=name, description=description)
+    return account, Membership.objects.get(workspace=by.workspace, user=account.user)

@@ -42,9 +42,9 @@ def test_the_list_costs_the_same_queries_whatever_its_length(
         group.members.add(MembershipFactory(workspace=workspace))
     client.force_login(owner.user)
     client.get(URL)  # the first visit also saves the current workspace in the session
-    # session, user, membership, count, page, groups prefetch, owners, pending invitations,
-    # sidebar workspaces
-    with django_assert_num_queries(9):
+    # session, user, membership, count, page, groups prefetch, owners, service accounts,
+    # pending invitations, sidebar workspaces
+    with django_assert_num_queries(10):
         assert client.get(URL).status_code == 200
 
 

@@ -154,7 +154,7 @@ class GovernanceFilterForm(DateRangeForm):
 
     field_order = ["member", "token", "start", "end"]
     member = forms.CharField(label="Member", required=False, max_length=254,
-                             widget=forms.TextInput(attrs={"placeholder": "email"}))
+                             widget=forms.TextInput(attrs={"placeholder": "email or svc:name"}))
     token = forms.CharField(label="Token", required=False, max_length=NAME_MAX,
                             widget=forms.TextInput(attrs={"placeholder": "name"}))
     after = CursorField()

@@ -16,7 +16,7 @@ from django.utils import timezone
 from console.export import day_range
 from console.templatetags.console import ago
 from workspaces import permissions
-from workspaces.models import AuditEvent, Membership, User, Workspace, normal_email
+from workspaces.models import AuditEvent, Membership, User, Workspace, handle_q
 
 from . import codec, stats
 from .models import AccessToken, Run, RunDay, TokenStatus
@@ -108,7 +108,7 @@ def token_list(membership: Membership, filters: TokenFilters, now):
     elif filters.status == IDLE:
         tokens = tokens.idle(now)
     if filters.creator:
-        tokens = tokens.filter(created_by__email=normal_email(filters.creator))
+        tokens = tokens.filter(handle_q(filters.creator, "created_by__"))
     if filters.q:
         tokens = tokens.filter(name__icontains=filters.q)
     return tokens.order_by(*_ordering(filters.sort))
@@ -135,10 +135,10 @@ def tokens_of_creator(workspace: Workspace, user: User):
             .order_by("-created_at", "-id"))
 
 
-def creator_emails(workspace: Workspace) -> list[tuple[str, str]]:
-    """Who the creator filter offers: every member, as (email, how the list names them: the
-    email, or `svc:<name>` for a service account)."""
-    return [(user.email, user.handle) for user in User.objects.filter(
+def creator_emails(workspace: Workspace) -> list[str]:
+    """Who the creator filter offers: every member, as the list names them (the email, or
+    `svc:<name>` for a service account)."""
+    return [user.handle for user in User.objects.filter(
         memberships__workspace=workspace).only("email", "name", "is_service_account")
         .order_by("is_service_account", "email")]
 
@@ -270,7 +270,11 @@ def governance_runs(workspace: Workspace, filters: RunFilters | None):
         runs, counted = runs.none(), stats.Filters(user_id=-1)
         filters = RunFilters()
     if filters.member:
-        user = User.objects.filter(email=normal_email(filters.member)).first()
+        # A service account's name may have been used before here (by one since removed):
+        # the latest.
+        user = (User.objects.filter(handle_q(filters.member))
+                .filter(Q(is_service_account=False) | Q(access_tokens__workspace=workspace))
+                .order_by("-pk").first())
         counted = stats.Filters(user_id=user.pk if user else -1)
         runs = runs.filter(user_id=counted.user_id)
     if filters.token:

@@ -16,6 +16,19 @@ def normal_email(value: str) -> str:
     return unicodedata.normalize("NFKC", folded).strip()
 
 
+SERVICE_ACCOUNT_PREFIX = "svc:"
+
+
+def handle_q(handle: str, prefix: str = "") -> models.Q:
+    """A filter for the user a page names by `handle` (an email, or `svc:<name>` for a service
+    account); `prefix` leads to the user from another model (`"created_by__"`)."""
+    handle = (handle or "").strip()
+    if handle.startswith(SERVICE_ACCOUNT_PREFIX):
+        return models.Q(**{f"{prefix}is_service_account": True,
+                           f"{prefix}name": handle.removeprefix(SERVICE_ACCOUNT_PREFIX)})
+    return models.Q(**{f"{prefix}email": normal_email(handle)})
+
+
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
@@ -89,7 +102,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     def handle(self) -> str:
         """How the console names this user wherever a creator or an actor is shown: the email,
         or `svc:<name>` for a service account."""
-        return f"svc:{self.name}" if self.is_service_account else self.email
+        return f"{SERVICE_ACCOUNT_PREFIX}{self.name}" if self.is_service_account else self.email
 
 
 class Plan(models.TextChoices):

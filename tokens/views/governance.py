@@ -47,7 +47,7 @@ def _with_names(rows, names):
 
 
 def _members(user_ids) -> dict:
-    """{user id: user} (its email for the filter link, its handle for the page)."""
+    """{user id: user}, to name them as the page does (`user.handle`)."""
     return {u.pk: u for u in User.objects.filter(pk__in=user_ids)
             .only("email", "name", "is_service_account")}
 
