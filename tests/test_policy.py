@@ -14,6 +14,7 @@ from .factories import (
     GroupFactory,
     MembershipFactory,
     WorkspaceFactory,
+    make_service_account,
     make_token,
 )
 from .policy_cases import ACTORS, CASES, cast, expected, member_in_case
@@ -194,3 +195,25 @@ def test_inviting(db, actor):
     assert [value for value, _ in permissions.invitable_roles(me)] == INVITES[actor]
     for role in ROLES:
         assert (permissions.refuse_invitation(me, role) is None) is (role in INVITES[actor])
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_managing_service_accounts(db, actor):
+    """Owners and admins create, change and remove service accounts and create their tokens,
+    in their own workspace only; a service account's role and membership are not managed as a
+    person's are, by anyone."""
+    workspace = WorkspaceFactory(allow_access_tokens=True)
+    people = cast(workspace)
+    me = people[actor]
+    _, own = make_service_account(people["owner"])
+    elsewhere = WorkspaceFactory()
+    _, theirs = make_service_account(MembershipFactory(workspace=elsewhere, role=Role.OWNER))
+    person = MembershipFactory(workspace=workspace, role=Role.MEMBER)
+    allowed = actor in ("owner", "admin")
+    assert can(me, Perm.MANAGE_SERVICE_ACCOUNTS) is allowed
+    assert permissions.can_manage_service_account(me, own) is allowed
+    assert not permissions.can_manage_service_account(me, theirs)
+    assert not permissions.can_manage_service_account(me, person)
+    for role in ROLES:
+        assert permissions.can_change_role(me, own, role, 2) is (role == Role.MEMBER and allowed)
+    assert not permissions.can_remove_member(me, own, 2)

@@ -25,6 +25,8 @@ from workspaces.models import (
 from .factories import (
     CustomRoleFactory,
     GroupFactory,
+    MembershipFactory,
+    WorkspaceFactory,
     make_run,
     make_service_account,
     make_token,
@@ -32,6 +34,7 @@ from .factories import (
     table_of,
 )
 from .mailbox import delivered
+from .policy_cases import ACTORS, cast
 
 MEMBERS = "/w/acme/admin/members/"
 NEW = "/w/acme/admin/service-accounts/new/"
@@ -192,6 +195,43 @@ def test_members_get_403_and_outsiders_404_and_nothing_changes(client, request, 
         assert response.status_code == status, url
     assert list(ServiceAccount.objects.values_list("name", flat=True)) == ["release-ci"]
     assert not AccessToken.objects.exists()
+
+
+SUCCESS = {"page": 200, "new token": 201, "edit": 302, "remove": 302}
+
+
+def _act(client, action, account, slug="acme"):
+    base = f"/w/{slug}/admin/service-accounts/{account.pk}/"
+    if action == "page":
+        return client.get(base)
+    if action == "new token":
+        return client.post(f"{base}tokens/new/", token_form())
+    if action == "edit":
+        return client.post(f"{base}edit/", {"name": "renamed", "description": ""})
+    return client.post(f"{base}remove/")
+
+
+@pytest.mark.parametrize("action", list(SUCCESS))
+@pytest.mark.parametrize("actor", ACTORS)
+def test_the_pages_follow_the_policy(db, client, action, actor):
+    """Every actor x every action x their own workspace's service account and another's."""
+    workspace = WorkspaceFactory(slug="acme", allow_access_tokens=True)
+    people = cast(workspace)
+    account, _ = make_service_account(people["owner"])
+    other = WorkspaceFactory(slug="globex", allow_access_tokens=True)
+    theirs, _ = make_service_account(MembershipFactory(workspace=other, role=Role.OWNER))
+    client.force_login(people[actor].user)
+    allowed = actor in ("owner", "admin")
+    # Another workspace's service account: not found through one's own workspace (a member
+    # without the permission is refused before anything is looked up), nor through its own.
+    assert _act(client, action, theirs).status_code == (404 if allowed else 403)
+    assert _act(client, action, theirs, slug="globex").status_code == 404
+    assert ServiceAccount.objects.filter(pk=theirs.pk, name="release-ci").exists()
+    assert _act(client, action, account).status_code == (SUCCESS[action] if allowed else 403)
+    created = client.post(NEW, {"name": f"by-{actor}"})
+    assert created.status_code == (302 if allowed else 403)
+    assert ServiceAccount.objects.filter(name=f"by-{actor}").exists() is allowed
+    assert AccessToken.objects.filter(created_by=theirs.user).count() == 0
 
 
 def test_another_workspaces_service_account_is_a_404(client, owner, outsider, tokens_on):
