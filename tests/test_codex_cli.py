@@ -8,6 +8,7 @@ a stand-in model provider, started here, answers its turns.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,7 +22,7 @@ from tokens.models import AccessToken, Run
 from tokens.services import lifecycle
 from workspaces.models import CustomRole
 
-from .factories import make_token
+from .factories import make_service_account, make_token
 from .standin_model import ANSWER, StandinModel
 
 VERSION = "0.171.0"
@@ -172,3 +173,27 @@ def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, 
     assert_tells_how_to_see_why(result, live_server.url)
     assert not Run.objects.exists() and model.requests == []
     assert AccessToken.objects.get().revoked_at is None  # suspended, not revoked
+
+
+def test_a_service_accounts_token_runs_codex_exec(cli, model, owner, workspace):
+    """A token created for a service account on its page signs the CLI in (whoami leaves the
+    email out) and runs `codex exec`, recorded as svc:<name>."""
+    workspace.allow_access_tokens = True
+    workspace.save()
+    account, _ = make_service_account(owner, name="nightly-ci")
+    viewer = Client()
+    viewer.force_login(owner.user)
+    created = viewer.post(f"/w/acme/admin/service-accounts/{account.pk}/tokens/new/",
+                          {"name": "nightly", "expiration": "30"})
+    assert created.status_code == 201
+    plaintext = re.search(r'value="(at-[^"]+)"', created.content.decode()).group(1)
+    login = cli.login(plaintext)
+    assert login.returncode == 0, login.stdout + login.stderr
+    result = cli.exec("say hi")
+    assert result.returncode == 0, result.stderr
+    assert ANSWER in result.stdout
+    run = Run.objects.get()
+    assert (run.user, run.token.name) == (account.user, "nightly")
+    page = viewer.get("/w/acme/admin/governance/").content.decode()
+    row = page.rsplit("<tbody>", 1)[1].split("</tr>")[0]
+    assert "svc:nightly-ci" in row and f"codex_exec {VERSION}" in row
