@@ -8,7 +8,7 @@ from jsonschema.validators import validator_for
 from tokens import codec
 from tokens.openapi import DOCUMENT
 
-from .factories import MembershipFactory, WorkspaceFactory, make_token
+from .factories import MembershipFactory, WorkspaceFactory, make_service_account, make_token
 
 
 def check(schema, instance):
@@ -41,11 +41,15 @@ def tokens(db):
     forever = make_token(MembershipFactory(workspace=workspace), expires_at=None)[1]
     revoked = make_token(MembershipFactory(workspace=workspace), revoked_at=timezone.now())[1]
     denied = make_token(MembershipFactory(workspace=WorkspaceFactory(plan="edu")))[1]
+    _, robot = make_service_account(MembershipFactory(workspace=workspace, role="owner"))
+    service_account = make_token(robot)[1]
     return {"good": good, "forever": forever, "revoked": revoked, "denied": denied,
+            "service_account": service_account,
             "unknown": codec.generate(), "malformed": "at-nope", "key": "sk-abc"}
 
 
-CASES = [("good", 200, 201), ("forever", 200, 201), ("revoked", 401, 401),
+CASES = [("good", 200, 201), ("forever", 200, 201), ("service_account", 200, 201),
+         ("revoked", 401, 401),
          ("denied", 403, 403), ("unknown", 401, 401), ("malformed", 401, 401),
          ("key", 401, 401), (None, 401, 401)]
 
@@ -75,6 +79,10 @@ def test_400_and_429_match_the_document(client, tokens):
 def test_a_wrong_body_fails_validation():
     with pytest.raises(jsonschema.ValidationError):
         check({"$ref": "#/components/schemas/Whoami"}, {"user": {}})
+    for user in ({"email": None}, {"email": "a@b.test", "service_account": "ci"},
+                 {"service_account": "ci"}):
+        with pytest.raises(jsonschema.ValidationError):
+            check({"$ref": "#/components/schemas/User"}, user)
     with pytest.raises(jsonschema.ValidationError):
         check({"$ref": "#/components/schemas/Error"}, {"error": {"code": "oops", "message": ""}})
 

@@ -152,8 +152,16 @@ DOCUMENT = {
                        "description": "^at-[0-9A-Za-z]{36}$"}
         },
         "schemas": {
-            "User": {"type": "object", "required": ["email"], "additionalProperties": False,
-                     "properties": {"email": {"type": "string"}}},
+            "User": {"description": "Who the token acts as: a person (their email), or a "
+                                    "service account (its name; `email` is null).",
+                     "oneOf": [
+                         {"type": "object", "required": ["email"], "additionalProperties": False,
+                          "properties": {"email": {"type": "string"}}},
+                         {"type": "object", "required": ["email", "service_account"],
+                          "additionalProperties": False,
+                          "properties": {"email": {"type": "null"},
+                                         "service_account": {"type": "string"}}},
+                     ]},
             "Workspace": {"type": "object", "required": ["slug", "name"],
                           "additionalProperties": False,
                           "properties": {"slug": {"type": "string"}, "name": {"type": "string"}}},
