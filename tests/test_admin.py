@@ -18,7 +18,14 @@ from console.mail import queue_mail
 from tokens.models import AccessToken, Run
 from workspaces.models import AuditEvent, Invitation, Membership, Role, User, Workspace
 
-from .factories import CustomRoleFactory, GroupFactory, UserFactory, make_run, make_token
+from .factories import (
+    CustomRoleFactory,
+    GroupFactory,
+    UserFactory,
+    make_run,
+    make_service_account,
+    make_token,
+)
 
 OUR_APPS = {"console", "workspaces", "tokens"}
 REGISTERED = list(admin.site._registry.items())
@@ -41,7 +48,7 @@ def url(model, view, *args):
 def rows(owner, member):
     """A row for every model registered in the admin (besides axes'): a workspace with an owner
     and a member, a group, a custom role, an invitation, an audit event, a token and a run,
-    a queued mail, and one of Django's own permission groups."""
+    a queued mail, a service account, and one of Django's own permission groups."""
     workspace = owner.workspace
     group = GroupFactory(workspace=workspace, name="Platform")
     group.members.add(member)
@@ -61,6 +68,7 @@ def rows(owner, member):
     make_run(token, client="ci", command="codex exec test", ip="192.0.2.1")
     queue_mail(kind="password_reset", to="eve@example.test", email="eve@example.test")
     AuthGroup.objects.create(name="Auditors")
+    make_service_account(owner)
     return workspace
 
 
@@ -274,3 +282,15 @@ def test_a_token_with_runs_cannot_be_deleted(owner):
         token.delete()
     assert AccessToken.objects.filter(pk=token.pk).exists()
     assert Run.objects.filter(pk=run.pk).exists()
+
+
+def test_a_service_accounts_user_is_read_only_here(staff_client, owner):
+    account, _ = make_service_account(owner)
+    user = account.user
+    change_url = url(User, "change", user.pk)
+    assert staff_client.get(change_url).status_code == 200
+    response = staff_client.post(change_url, {"name": "renamed", "is_staff": "on",
+                                              "is_active": ""})
+    assert response.status_code == 403
+    user.refresh_from_db()
+    assert (user.name, user.is_staff, user.is_active) == ("release-ci", False, True)

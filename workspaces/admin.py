@@ -5,7 +5,8 @@ roles, audit events, access tokens and runs are read-only here (their changes go
 console's services, which audit them and keep the rules). Staff may change a user's name and
 staff flag (`user_update`, audited in every workspace of the user), and deactivate or
 reactivate a user: that goes through `user_set_active`, which revokes the user's tokens in
-every workspace and audits it there.
+every workspace and audits it there. Service accounts, and their users, are read-only here:
+owners and admins manage them on the Members page.
 """
 
 from django.contrib import admin
@@ -13,15 +14,25 @@ from django.contrib import admin
 from console.admin import ReadOnlyAdmin
 from console.audit import Actor
 
-from .models import AuditEvent, CustomRole, Group, Invitation, Membership, User, Workspace
+from .models import (
+    AuditEvent,
+    CustomRole,
+    Group,
+    Invitation,
+    Membership,
+    ServiceAccount,
+    User,
+    Workspace,
+)
 from .services import users
 
 
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
     ordering = ["email"]
-    list_display = ["email", "name", "is_staff", "is_active", "date_joined", "last_login"]
-    list_filter = ["is_staff", "is_superuser", "is_active"]
+    list_display = ["email", "name", "is_staff", "is_active", "is_service_account",
+                    "date_joined", "last_login"]
+    list_filter = ["is_staff", "is_superuser", "is_active", "is_service_account"]
     search_fields = ["email", "name"]
     fields = ["email", "name", "is_staff", "is_active", "is_superuser", "last_login",
               "date_joined"]
@@ -32,6 +43,12 @@ class UserAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # deactivate instead: runs and tokens point to users
+
+    def has_change_permission(self, request, obj=None):
+        # A service account's user: its workspace's owners and admins manage it, audited.
+        if obj is not None and obj.is_service_account:
+            return False
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
         users.user_update(user=obj, name=obj.name, is_staff=obj.is_staff,
@@ -60,6 +77,14 @@ class MembershipAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_filter = ["role", "workspace"]
     search_fields = ["user__email", "workspace__name", "workspace__slug"]
     list_select_related = ["user", "workspace"]
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    list_display = ["name", "workspace", "created_by", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "description", "workspace__name"]
+    list_select_related = ["workspace", "created_by"]
 
 
 @admin.register(Invitation)
