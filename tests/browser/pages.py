@@ -5,12 +5,13 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from tests.factories import GroupFactory, make_run, make_token
+from tests.factories import GroupFactory, make_run, make_service_account, make_token
 from workspaces.models import CustomRole, Invitation
 
 
 def seed(owner, admin, member_with_token_permission, member):
-    """Tokens in every state, runs, an invitation, a group and a custom role."""
+    """Tokens in every state, runs, an invitation, a group and a custom role, and a service
+    account with a token and runs."""
     now = timezone.now()
     ci, _ = make_token(member_with_token_permission, name="release-ci", last_used_at=now)
     make_token(owner, name="nightly-docs-check", expires_at=None)
@@ -26,13 +27,20 @@ def seed(owner, admin, member_with_token_permission, member):
                               expires_at=now + timedelta(days=7))
     group = GroupFactory(workspace=owner.workspace, name="Docs team")
     role = CustomRole.objects.get(workspace=owner.workspace, name="Automation")
-    return {"token": ci, "group": group, "role": role, "member": member}
+    robot, robot_membership = make_service_account(owner, name="nightly-ci",
+                                                   description="GitHub Actions, nightly")
+    role.groups.first().members.add(robot_membership)
+    robot_token, _ = make_token(robot_membership, name="nightly", last_used_at=now)
+    make_run(robot_token, client="github-actions", command="codex exec 'update docs'")
+    return {"token": ci, "group": group, "role": role, "member": member,
+            "service_account": robot}
 
 
 def signed_in_pages(data):
     """(path, name) of every page an owner of "acme" can open."""
     base = "/w/acme/"
     token, group, role, member = data["token"], data["group"], data["role"], data["member"]
+    robot = base + f"admin/service-accounts/{data['service_account'].pk}/"
     return [
         (base, "overview"),
         (base + "admin/access-tokens/", "access-tokens"),
@@ -41,6 +49,9 @@ def signed_in_pages(data):
         (base + f"admin/access-tokens/{token.pk}/", "access-token"),
         (base + "admin/members/", "members"),
         (base + f"admin/members/{member.pk}/remove/", "member-remove"),
+        (robot, "service-account"),
+        (robot + "tokens/new/", "service-account-token-new"),
+        (robot + "remove/", "service-account-remove"),
         (base + "admin/groups/", "groups"),
         (base + f"admin/groups/{group.pk}/", "group"),
         (base + f"admin/groups/{group.pk}/delete/", "group-delete"),

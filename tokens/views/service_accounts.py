@@ -62,7 +62,9 @@ def _page(request, workspace, membership, account, target, *, form=None, open_cr
         "groups": workspace_selectors.groups_with_roles(target),
         "page": page,
         "query_form": query_form,
-        "edit_form": ServiceAccountForm(initial={"name": account.name,
+        # Its own ids: the token form's fields have the same names on this page.
+        "edit_form": ServiceAccountForm(auto_id="account-%s",
+                                        initial={"name": account.name,
                                                  "description": account.description}),
         "form": form if form is not None else (_create_form(workspace) if may_hold_tokens
                                                else None),
