@@ -228,3 +228,43 @@ def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
     assert response.status_code == 403
     assert b"This account is deactivated." in response.content
     assert not AccessToken.objects.exists()
+
+
+# Service accounts: a token created for one while it is removed ----------------------------
+
+
+def _service_account(cast):
+    from workspaces.services.service_accounts import service_account_create
+
+    account = service_account_create(workspace=cast["workspace"], acting=cast["owner"],
+                                     actor=Actor(cast["owner"].user), name="release-ci")
+    return account, Membership.objects.get(user=account.user)
+
+
+def test_a_token_made_while_its_service_account_is_removed_is_refused(cast):
+    from tokens.models import AccessToken
+    from workspaces.services.service_accounts import service_account_remove
+
+    account, _ = _service_account(cast)
+    remove = partial(service_account_remove, service_account=account, acting=cast["owner"],
+                     actor=Actor(cast["owner"].user))
+    response = race(cast, remove, cast["admin"],
+                    f"/w/acme/admin/service-accounts/{account.pk}/tokens/new/",
+                    {"name": "late", "expiration": "30"})
+    assert response.status_code == 403
+    assert not AccessToken.objects.exists()
+
+
+def test_removing_a_service_account_revokes_the_token_made_meanwhile(cast):
+    from tokens.models import AccessToken
+    from tokens.services.lifecycle import token_create_for_service_account
+
+    account, membership = _service_account(cast)
+    create = partial(token_create_for_service_account, service_account=membership,
+                     acting=cast["owner"], actor=Actor(cast["owner"].user), name="early",
+                     expires_at=None)
+    response = race(cast, create, cast["admin"],
+                    f"/w/acme/admin/service-accounts/{account.pk}/remove/", {})
+    assert b"Service account svc:release-ci removed; 1 access token revoked." in response.content
+    assert AccessToken.objects.get().revoked_at is not None
+    assert AuditEvent.objects.filter(action="token.revoked").count() == 1
