@@ -12,11 +12,14 @@ from django.test import Client
 from django.utils import timezone
 
 from console.audit import Actor
+from tokens.models import AccessToken
+from tokens.services.lifecycle import token_create_for_service_account
 from workspaces.models import AuditEvent, Membership, Role, Workspace
 from workspaces.services import groups as ws_groups
 from workspaces.services import members as ws_members
 from workspaces.services import settings as ws_settings
 from workspaces.services import users as ws_users
+from workspaces.services.service_accounts import service_account_create, service_account_remove
 
 from .factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -202,7 +205,6 @@ def test_a_token_rotated_while_its_run_start_commits_both_succeed(cast):
 
 
 def test_a_token_created_while_its_creator_invites_someone_both_succeed(cast):
-    from tokens.models import AccessToken
     from workspaces.models import Invitation
 
     admin = cast["admin"]
@@ -218,7 +220,6 @@ def test_a_token_created_while_its_creator_invites_someone_both_succeed(cast):
 
 
 def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
-    from tokens.models import AccessToken
 
     admin = cast["admin"]
     deactivate = partial(ws_users.user_set_active, user=admin.user, active=False,
@@ -234,17 +235,12 @@ def test_a_token_created_while_its_creator_is_deactivated_is_refused(cast):
 
 
 def _service_account(cast):
-    from workspaces.services.service_accounts import service_account_create
-
     account = service_account_create(workspace=cast["workspace"], acting=cast["owner"],
                                      actor=Actor(cast["owner"].user), name="release-ci")
     return account, Membership.objects.get(user=account.user)
 
 
 def test_a_token_made_while_its_service_account_is_removed_is_refused(cast):
-    from tokens.models import AccessToken
-    from workspaces.services.service_accounts import service_account_remove
-
     account, _ = _service_account(cast)
     remove = partial(service_account_remove, service_account=account, acting=cast["owner"],
                      actor=Actor(cast["owner"].user))
@@ -256,9 +252,6 @@ def test_a_token_made_while_its_service_account_is_removed_is_refused(cast):
 
 
 def test_removing_a_service_account_revokes_the_token_made_meanwhile(cast):
-    from tokens.models import AccessToken
-    from tokens.services.lifecycle import token_create_for_service_account
-
     account, membership = _service_account(cast)
     create = partial(token_create_for_service_account, service_account=membership,
                      acting=cast["owner"], actor=Actor(cast["owner"].user), name="early",

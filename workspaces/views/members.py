@@ -25,7 +25,6 @@ from ..models import Role
 from ..permissions import Perm
 from ..services import members as members_services
 
-
 SERVICE_ACCOUNTS_SHOWN = 200
 
 

@@ -68,7 +68,7 @@ def service_account_update(request, slug, service_account_id):
         else:
             messages.success(request, f"Service account svc:{account.name} saved.")
             return redirect(_page_url(slug, account))
-    for field, errors in form.errors.items():
+    for errors in form.errors.values():
         for error in errors:
             messages.error(request, error)
     return redirect(_page_url(slug, account))
