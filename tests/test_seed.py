@@ -42,7 +42,8 @@ def test_it_seeds_the_contract(seeded):
         ("globex", "Globex", "business", True, True),
         ("initech", "Initech", "edu", True, True),
     ]
-    assert sorted(Membership.objects.values_list("user__email", "workspace__slug", "role")) == [
+    assert sorted(Membership.objects.filter(user__is_service_account=False)
+                  .values_list("user__email", "workspace__slug", "role")) == [
         ("admin@acme.test", "acme", "admin"),
         ("dev@acme.test", "acme", "member"),
         ("member@acme.test", "acme", "member"),
@@ -51,8 +52,13 @@ def test_it_seeds_the_contract(seeded):
         ("owner@globex.test", "globex", "owner"),
         ("owner@initech.test", "initech", "owner"),
     ]
-    for user in User.objects.all():
+    for user in User.objects.filter(is_service_account=False):
         assert user.check_password("codex-demo-pass")
+    # And a service account, in Release engineering, which holds access tokens through it.
+    bot = Membership.objects.get(user__is_service_account=True)
+    assert (bot.workspace.slug, bot.user.handle, bot.role) == ("acme", "svc:docs-bot", "member")
+    assert not bot.user.has_usable_password()
+    assert can(bot, Perm.USE_ACCESS_TOKENS)
 
 
 @pytest.mark.parametrize("email,slug,has_tokens", [
@@ -71,7 +77,7 @@ def test_who_holds_the_access_token_permission(seeded, email, slug, has_tokens):
 
 
 def test_every_demo_user_signs_in(seeded, client):
-    for user in User.objects.all():
+    for user in User.objects.filter(is_service_account=False):
         response = client.post("/accounts/login/", {"username": user.email,
                                                     "password": "codex-demo-pass"})
         assert response.status_code == 302, user.email
@@ -139,12 +145,13 @@ def test_the_readmes_demo_story_names_each_token_with_its_creator(seeded):
     story = readme.split("with a story to see every page at work:", 1)[1].split("secrets", 1)[0]
     story = " ".join(story.split())
     named = {}
-    for part in re.split(r"(?=\b[\w.]+@[\w.]+'s )", story):
-        owner = re.match(r"([\w.]+@[\w.]+)'s ", part)
+    for part in re.split(r"(?=\b(?:[\w.]+@[\w.]+|svc:[\w.-]+)'s )", story):
+        owner = re.match(r"([\w.]+@[\w.]+|svc:[\w.-]+)'s ", part)
         for name in re.findall(r'"([a-z0-9-]+)"', part):
             assert owner, f"{name!r} is named before any creator"
             named[name] = owner.group(1)
-    creators = dict(AccessToken.objects.values_list("name", "created_by__email"))
+    creators = {t.name: t.created_by.handle
+                for t in AccessToken.objects.select_related("created_by")}
     assert named == creators
 
 

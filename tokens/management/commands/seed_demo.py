@@ -11,6 +11,7 @@ from tokens import codec
 from tokens.models import AccessToken, Run
 from tokens.services.runs import rollups_rebuild
 from workspaces.models import (
+    SERVICE_ACCOUNT_DOMAIN,
     AuditEvent,
     CustomRole,
     Group,
@@ -18,6 +19,7 @@ from workspaces.models import (
     Membership,
     Plan,
     Role,
+    ServiceAccount,
     User,
     Workspace,
 )
@@ -229,6 +231,32 @@ def tell_the_story(workspaces, now) -> int:
     _event(acme, admin, "invitation.sent", "new.hire@acme.test", _day(now, 2, 10),
            details={"role": "member"})
 
+    # A service account: the docs team's bot, in Release engineering (so it holds access
+    # tokens through Automation), its token made by the owner and used weekly.
+    bot = User(email=f"svc-demo-docs-bot@{SERVICE_ACCOUNT_DOMAIN}", name="docs-bot",
+               is_service_account=True, date_joined=_day(now, 21, 9))
+    bot.set_unusable_password()
+    bot.save()
+    ServiceAccount.objects.create(
+        workspace=acme, user=bot, name="docs-bot", created_by=owner, created_at=_day(now, 21, 9),
+        description="Rebuilds the docs site every week from GitHub Actions")
+    Group.objects.get(workspace=acme, name="Release engineering").members.add(
+        Membership.objects.create(workspace=acme, user=bot, role=Role.MEMBER,
+                                  joined_at=_day(now, 21, 9)))
+    _event(acme, owner, "service_account.created", "svc:docs-bot", _day(now, 21, 9),
+           details={"name": "docs-bot",
+                    "description": "Rebuilds the docs site every week from GitHub Actions"})
+    _event(acme, owner, "group.member_added", "Release engineering", _day(now, 21, 9, 2),
+           details={"member": "svc:docs-bot"})
+    weekly = _token(acme, bot, "weekly-docs", _day(now, 21, 9, 5),
+                    expires=_day(now, 21, 9, 5) + timedelta(days=90))
+    _event(acme, owner, "token.created", weekly.name, weekly.created_at, token=weekly,
+           details={"token_id": weekly.pk, "last_characters": weekly.last_characters,
+                    "expires_at": weekly.expires_at.isoformat(),
+                    "service_account": "svc:docs-bot"})
+    made += _runs(weekly, [_day(now, d, 4, 0) for d in (20, 13, 6)], "github-actions", rng,
+                  command='codex exec "rebuild the docs site and fix broken links"')
+
     # Globex: member@acme.test's personal scripts.
     scripts = _token(globex, member, "personal-scripts", _day(now, 20, 19),
                      expires=_day(now, 20, 19) + timedelta(days=60))
@@ -239,4 +267,4 @@ def tell_the_story(workspaces, now) -> int:
            details={"allow_access_tokens": {"before": False, "after": True}})
     for workspace in (acme, globex):
         rollups_rebuild(workspace=workspace)
-    return made + 8
+    return made + 12
