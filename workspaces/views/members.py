@@ -25,6 +25,8 @@ from ..models import Role
 from ..permissions import Perm
 from ..services import members as members_services
 
+# A workspace has a handful of service accounts; past this many the section says it shows the
+# first ones, by name.
 SERVICE_ACCOUNTS_SHOWN = 200
 
 
@@ -58,6 +60,7 @@ def members_page(request, workspace, membership, invite_form=None, service_accou
         "invitations": invitations,
         "can_revoke_tokens": permissions.can_see_all_tokens(membership),
         "service_accounts": service_accounts,
+        "service_accounts_cut": len(service_accounts) == SERVICE_ACCOUNTS_SHOWN,
         "can_manage_service_accounts": permissions.can(membership, Perm.MANAGE_SERVICE_ACCOUNTS),
         "service_account_form": service_account_form or ServiceAccountForm(),
     }, status=query_form.status(status))
