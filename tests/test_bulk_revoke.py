@@ -330,8 +330,8 @@ def test_the_members_page_costs_the_same_queries_whatever_its_length(
     client.force_login(owner.user)
     client.get(MEMBERS)  # the first visit also saves the current workspace in the session
     # session, user, membership, count, page (with each member's active tokens), groups
-    # prefetch, owners, pending invitations, sidebar workspaces
-    with django_assert_num_queries(9):
+    # prefetch, owners, service accounts, pending invitations, sidebar workspaces
+    with django_assert_num_queries(10):
         response = client.get(MEMBERS)
     # A page holds 25 members; the owner, without tokens, is the first of them.
     assert response.content.decode().count("Revoke all 2 active tokens") == min(rows, 24)

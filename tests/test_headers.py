@@ -21,7 +21,13 @@ from tokens.models import Run
 from workspaces import urls as workspace_urls
 from workspaces.models import Invitation, Membership, Role
 
-from .factories import CustomRoleFactory, GroupFactory, UserFactory, make_token
+from .factories import (
+    CustomRoleFactory,
+    GroupFactory,
+    UserFactory,
+    make_service_account,
+    make_token,
+)
 
 CSP_DIRECTIVES = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
                   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]
@@ -38,6 +44,7 @@ PAGES = {
     "workspaces:settings": "owner",
     "workspaces:members": "owner",
     "workspaces:member_remove": "owner",
+    "workspaces:service_account_remove": "owner",
     "workspaces:invitation_cancel": "owner",
     "workspaces:groups": "owner",
     "workspaces:group": "owner",
@@ -53,6 +60,8 @@ PAGES = {
     "tokens:detail": "owner",
     "tokens:rotate": "owner",
     "tokens:governance": "owner",
+    "tokens:service_account": "owner",
+    "tokens:service_account_token_create": "owner",
     "picker": "owner",
     "password_change": "owner",
     "password_change_done": "owner",
@@ -94,12 +103,14 @@ def cast(workspace, owner, member, other_workspace):
         expires_at=timezone.now() + timedelta(days=7),
     )
     token, _ = make_token(owner, name="CI")
+    robot, robot_membership = make_service_account(owner)
+    make_token(robot_membership, name="nightly")
     return {
         "owner": owner.user, "member": member.user,
         "staff": UserFactory(email="root@example.test", is_staff=True, is_superuser=True),
         # Route arguments, by the names the URL patterns give them.
         "ids": {"member_id": member.pk, "invitation_id": invitation.pk, "group_id": group.pk,
-                "role_id": role.pk, "token_id": token.pk},
+                "role_id": role.pk, "token_id": token.pk, "service_account_id": robot.pk},
         "key": key,
     }
 

@@ -175,3 +175,11 @@ class TokenListQueryForm(QueryForm):
     q = forms.CharField(label="Search", required=False, max_length=NAME_MAX)
     sort = forms.CharField(label="Sort", required=False, max_length=20, widget=forms.HiddenInput)
     page = PageField()
+
+
+class RevokeReturnForm(QueryForm):
+    """Where a revocation leads back to, from the query string (the confirmation dialog posts to
+    the button's link, whose query string says it); anything else: the list."""
+
+    next = forms.ChoiceField(required=False, choices=[("", ""), ("detail", "detail"),
+                                                      ("service-account", "service-account")])

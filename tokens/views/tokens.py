@@ -28,6 +28,7 @@ from .. import selectors
 from ..access import token_page_access
 from ..forms import (
     OVERLAP_CHOICES,
+    RevokeReturnForm,
     RotateQueryForm,
     TokenCreateForm,
     TokenListQueryForm,
@@ -84,6 +85,7 @@ def _page(request, workspace, membership, *, form=None, open_create=False, creat
         "sort_query": sort_query.urlencode(),
         "list_url": list_url,
         "console_url": request.build_absolute_uri("/").rstrip("/"),
+        "for_service_account": None,
     }, status=query_form.status(status))
 
 
@@ -165,8 +167,8 @@ def token_revoke(request, slug, token_id):
             messages.success(request, f"The access token “{token.name}” was revoked.")
         else:
             messages.info(request, f"The access token “{token.name}” was already revoked.")
-        return redirect(_after_revoke(slug, token, request.POST.get("next")
-                                      or request.GET.get("next")))
+        back = RevokeReturnForm(request.GET).read("next")
+        return redirect(_after_revoke(slug, token, request.POST.get("next") or back))
     who = "" if token.created_by_id == membership.user_id else f" created by {token.created_by.handle}"
     return render_console(request, "console/confirm.html", membership, "access_tokens", {
         "title": f"Revoke the access token “{token.name}”?",
