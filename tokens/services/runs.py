@@ -84,7 +84,10 @@ def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
             if run is not None:
                 Run.objects.filter(pk=run.pk).update(turns=F("turns") + 1)
                 return grant, run.pk
+        issued_by = AccessToken.objects.filter(pk=grant.token_id).values(
+            "federation_rule_id", "workload").get()
         run = Run.objects.create(
+            **issued_by,
             workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
             started_at=now, client=params["client"], command=params["command"],
             ip=params["ip"], user_agent=params["agent"], thread_id=params["thread_id"],
