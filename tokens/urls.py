@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import governance, tokens
+from .views import federation, governance, tokens
 
 app_name = "tokens"
 
@@ -15,6 +15,14 @@ urlpatterns = [
          name="member_revoke_tokens"),
     path("settings/shorten-tokens/", tokens.shorten_tokens, name="shorten"),
     path("settings/revoke-suspended/", tokens.revoke_suspended, name="revoke_suspended"),
+    path("federation/", federation.rule_list, name="federation"),
+    path("federation/new/", federation.rule_create, name="federation_create"),
+    path("federation/<int:rule_id>/", federation.rule_detail, name="federation_rule"),
+    path("federation/<int:rule_id>/edit/", federation.rule_edit, name="federation_edit"),
+    path("federation/<int:rule_id>/test/", federation.rule_test, name="federation_test"),
+    path("federation/<int:rule_id>/enable/", federation.rule_enable, name="federation_enable"),
+    path("federation/<int:rule_id>/disable/", federation.rule_disable, name="federation_disable"),
+    path("federation/<int:rule_id>/delete/", federation.rule_delete, name="federation_delete"),
     path("governance/", governance.governance, name="governance"),
     path("governance/export.csv", governance.governance_csv, name="governance_csv"),
 ]
