@@ -111,7 +111,9 @@ def _clean(acting: Membership, data: RuleInput, rule: FederationRule | None) -> 
         raise ServiceError(str(error), "allowed_ips") from None
     refusal = permissions.refuse_principal(acting, data.principal)
     if refusal:
-        raise ServiceError(refusal, "principal", status=403 if "owners" in refusal else 400)
+        member_here = (data.principal is not None
+                       and data.principal.workspace_id == acting.workspace_id)
+        raise ServiceError(refusal, "principal", status=403 if member_here else 400)
     warnings = oidc.pin_warnings(issuer, subject, claims)
     if warnings and not data.accept_warnings:
         raise ServiceError(" ".join(warnings), "subject")

@@ -2,6 +2,7 @@
 issued tokens and the tester; create, change, enable, disable, delete."""
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect
@@ -22,7 +23,7 @@ from workspaces.models import Membership
 from workspaces.permissions import Perm
 
 from .. import oidc, selectors
-from ..forms import PRESETS, FederationRuleForm, claims_text
+from ..forms import PRESETS, FederationRuleForm, claims_text, parse_claims
 from ..models import FederationRule
 from ..services import federation
 
@@ -72,10 +73,13 @@ def _input(form, workspace) -> federation.RuleInput:
 
 def _form_page(request, membership, form, rule=None, preset=None, status=200):
     warnings = []
-    if form.is_bound and form.is_valid():
-        data = form.cleaned_data
-        warnings = oidc.pin_warnings(data["issuer"].strip(), data["subject"].strip(),
-                                     data["claims"])
+    if form.is_bound:  # as posted (a service's refusal takes its field out of cleaned_data)
+        try:
+            claims = parse_claims(form.data.get("claims", ""))
+        except ValidationError:
+            claims = {}
+        warnings = oidc.pin_warnings(form.data.get("issuer", "").strip(),
+                                     form.data.get("subject", "").strip(), claims)
     return render_console(request, "tokens/federation_form.html", membership, "federation", {
         "form": form, "rule": rule, "presets": PRESETS, "preset": preset,
         "warnings": warnings, "default_audience": federation.default_audience(),
@@ -96,7 +100,7 @@ def rule_create(request, slug):
                            claims=preset["claims"])
         form = FederationRuleForm(initial=initial, principals=principals)
         return _form_page(request, membership, form, preset=preset)
-    form = FederationRuleForm(request.POST, principals=principals)
+    form, status = FederationRuleForm(request.POST, principals=principals), 400
     if form.is_valid():
         try:
             rule = federation.federation_rule_create(acting=membership,
@@ -104,10 +108,11 @@ def rule_create(request, slug):
                                                      data=_input(form, workspace))
         except ServiceError as error:
             apply_error(form, error)
+            status = error.status
         else:
             messages.success(request, f"Federation rule “{rule.name}” created.")
             return redirect("tokens:federation_rule", slug=slug, rule_id=rule.pk)
-    return _form_page(request, membership, form, status=400)
+    return _form_page(request, membership, form, status=status)
 
 
 @login_required
@@ -125,17 +130,18 @@ def rule_edit(request, slug, rule_id):
             "accept_warnings": bool(oidc.pin_warnings(rule.issuer, rule.subject, rule.claims)),
         }, principals=principals)
         return _form_page(request, membership, form, rule=rule)
-    form = FederationRuleForm(request.POST, principals=principals)
+    form, status = FederationRuleForm(request.POST, principals=principals), 400
     if form.is_valid():
         try:
             federation.federation_rule_update(acting=membership, actor=Actor.from_request(request),
                                               rule=rule, data=_input(form, workspace))
         except ServiceError as error:
             apply_error(form, error)
+            status = error.status
         else:
             messages.success(request, "Federation rule saved.")
             return redirect("tokens:federation_rule", slug=slug, rule_id=rule.pk)
-    return _form_page(request, membership, form, rule=rule, status=400)
+    return _form_page(request, membership, form, rule=rule, status=status)
 
 
 def _rule_page(request, membership, rule, *, assertion="", checks=None, status=200):
