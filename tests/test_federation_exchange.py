@@ -369,3 +369,19 @@ def test_the_audience_defaults_to_the_site_url(settings):
     settings.SITE_URL = "https://console.example.com/"
     assert federation_service.default_audience() == "https://console.example.com"
     assert AUDIENCE == "https://console.test"
+
+
+def test_prune_runs_forgets_exchanged_tokens_once_they_have_expired(client, issuer, rule,
+                                                                    time_machine):
+    from django.core.management import call_command
+
+    time_machine.move_to(timezone.now(), tick=False)
+    assertion = issuer.sign(github_claims(issuer.url))
+    assert exchange(client, rule.pk, assertion).status_code == 200
+    call_command("prune_runs")
+    assert UsedAssertion.objects.count() == 1  # still valid: still remembered
+    time_machine.shift(timedelta(seconds=300 + 61))
+    call_command("prune_runs")
+    assert not UsedAssertion.objects.exists()
+    # ...and it cannot be exchanged again: it has expired.
+    assert refused_check(exchange(client, rule.pk, assertion)) == "expiry"
