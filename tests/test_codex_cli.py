@@ -172,3 +172,51 @@ def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, 
     assert_tells_how_to_see_why(result, live_server.url)
     assert not Run.objects.exists() and model.requests == []
     assert AccessToken.objects.get().revoked_at is None  # suspended, not revoked
+
+
+def test_a_github_shaped_workflow_exchanges_its_token_and_runs_keyless(cli, model, live_server,
+                                                                       settings, owner,
+                                                                       member_with_token_permission):
+    """Keyless runs, end to end: a workflow shaped like GitHub's presents its OpenID Connect
+    token (from a stand-in issuer on loopback) to the exchange, runs the real CLI with the
+    access token it receives, and shows on governance as its repository and workflow. No
+    secret was stored anywhere: the rule holds none, and the token lives minutes."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from .federation import StandinIssuer, github_claims, make_rule
+
+    settings.DEBUG = True  # the stand-in issuer is http://127.0.0.1:<port>
+    with StandinIssuer() as issuer:
+        rule = make_rule(member_with_token_permission, issuer=issuer.url,
+                         audience=live_server.url, name="release workflow",
+                         subject="repo:acme/release:ref:refs/heads/main",
+                         claims={"repository_owner_id": "1001"})
+        oidc_token = issuer.sign(github_claims(issuer.url, audience=live_server.url,
+                                               workflow="Release", run_id="9001"))
+        body = urllib.parse.urlencode({
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "federation_rule_id": str(rule.pk), "assertion": oidc_token}).encode()
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{live_server.url}/api/v1/oauth/token", data=body, method="POST"),
+                timeout=30) as answer:
+            exchanged = json.load(answer)
+    access_token = exchanged["access_token"]
+    assert exchanged["user_id"] == f"user-{member_with_token_permission.user_id}"
+    login = cli.login(access_token)
+    assert login.returncode == 0, login.stdout + login.stderr
+    result = cli.exec("say hi")
+    assert result.returncode == 0, result.stderr
+    assert ANSWER in result.stdout
+    run = Run.objects.get()
+    assert run.federation_rule == rule and run.user == member_with_token_permission.user
+    assert run.workload == {"repository": "acme/release", "workflow": "Release",
+                            "ref": "refs/heads/main", "run_id": "9001"}
+    assert run.client == f"codex_exec {VERSION}"
+    viewer = Client()
+    viewer.force_login(owner.user)
+    page = viewer.get("/w/acme/admin/governance/").content.decode()
+    row = page.rsplit("<tbody>", 1)[1].split("</tr>")[0]
+    assert "release workflow" in row and "repository=acme/release" in row
+    assert "workflow=Release" in row and f"codex_exec {VERSION}" in row
