@@ -17,8 +17,14 @@
    bench/out/results.json. Exits non-zero only when a request failed: a missed target is
    reported, not fatal.
 
+8. Keyless runs (--only federation alone): the exchange of a GitHub-shaped OpenID Connect token
+   (from a stand-in issuer on loopback) with the issuer's keys cached, p50 and p99 of its server
+   time (target p50 < 20 ms), and the run start with an exchanged token beside an ordinary one
+   (Django's test client in this process, on a small workspace of its own).
+
 Options: --duration and --warmup (seconds per endpoint), --samples (requests per page),
---only mail-timing (step 6 alone, on a small workspace of its own), --database (default bench).
+--only mail-timing (step 6 alone, on a small workspace of its own), --only federation (step 8
+alone), --database (default bench).
 """
 
 from __future__ import annotations
@@ -131,7 +137,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
     parser.add_argument("--samples", type=int, default=20, help="timed requests per page")
-    parser.add_argument("--only", choices=["mail-timing"], help="run this step alone")
+    parser.add_argument("--only", choices=["mail-timing", "federation"],
+                        help="run this step alone")
     parser.add_argument("--database", default=DB_NAME, help="the PostgreSQL database to use")
     args = parser.parse_args()
 
@@ -157,6 +164,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             timing = mail_timing_phase(env, Path(tmp))
         return 1 if timing.failed else 0
+    if args.only == "federation":
+        return 1 if federation_phase(FEDERATION_SAMPLES).failed else 0
     from bench import seed
     from tokens.models import Run
 
@@ -180,14 +189,17 @@ def main() -> int:
     print(f"  runs recorded: {recorded:,}, for {tally.created_runs:,} answers 201 Created")
     tally.failed += max(0, tally.created_runs - recorded)
 
+    federation = federation_phase(FEDERATION_SAMPLES)
     busy = max(tally.load_average, machine["load average"])
     failed = report(loads, pages, tally.failed, busy, machine["nproc"], tally.streams)
+    failed = failed or federation.failed
     (OUT / "results.json").write_text(json.dumps({
         "machine": machine, "data": sizes,
         "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
         "pages": {name: asdict(timing) for name, timing in pages.items()},
         "streams": asdict(tally.streams),
         "mail timing": asdict(mail_timing),
+        "federation": asdict(federation),
     }, indent=2) + "\n")
     return 1 if failed or mail_timing.failed else 0
 
@@ -693,6 +705,126 @@ def mail_timing_phase(env: dict, tmp: Path) -> MailTiming:
         print(f"  {failed} requests did not get the expected answer")
     return MailTiming(medians["reset known"], medians["reset unknown"], medians["leak live"],
                       medians["leak unknown"], failed)
+
+
+FEDERATION_SAMPLES = 300
+FEDERATION_SLUG = "bench-federation"
+EXCHANGE_P50_TARGET_MS = 20
+
+
+@dataclass
+class FederationTiming:
+    exchange_p50_ms: float
+    exchange_p99_ms: float
+    # The CPU one exchange cost this process (the client and the server: Python's share, the
+    # database's not included), which other programs on the machine barely move; and the load
+    # average then, as wall times grow with it.
+    exchange_cpu_ms: float
+    load_average: float
+    run_exchanged_p50_ms: float
+    run_exchanged_p99_ms: float
+    run_ordinary_p50_ms: float
+    run_ordinary_p99_ms: float
+    failed: int
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(fraction * len(values)) - 1))]
+
+
+def federation_phase(samples: int) -> FederationTiming:
+    """The exchange with the issuer's keys cached, and the run start with an exchanged token
+    beside an ordinary one, as server time (Django's test client in this process, DEBUG off).
+    The stand-in issuer (tests/federation.py) is on loopback, which only DEBUG allows: DEBUG is
+    on for the one request that fetches its keys, off for every timed one."""
+    from django.conf import settings
+    from django.test import Client
+    from django.utils.timezone import now as django_now
+
+    from tests.federation import StandinIssuer, github_claims, make_rule
+    from tokens import codec
+    from tokens.models import AccessToken, FederationRule, Run
+    from workspaces.models import Membership, Plan, User, Workspace
+
+    workspace, _ = Workspace.objects.get_or_create(slug=FEDERATION_SLUG, defaults={
+        "name": "Keyless runs", "plan": Plan.ENTERPRISE, "allow_codex_local": True,
+        "allow_access_tokens": True})
+    user = User.objects.filter(email="ci@bench-federation.test").first() or \
+        User.objects.create_user("ci@bench-federation.test", secrets.token_urlsafe(16), name="CI")
+    membership, _ = Membership.objects.get_or_create(workspace=workspace, user=user,
+                                                     defaults={"role": "owner"})
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    failed = 0
+    times: dict[str, list[float]] = {"exchange": [], "run exchanged": [], "run ordinary": []}
+    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="198.51.100.7")
+    with StandinIssuer() as issuer:
+        # An earlier run's rule named another issuer (its port): set it aside.
+        FederationRule.objects.live().filter(workspace=workspace).update(
+            deleted_at=django_now(), enabled=False)
+        rule = make_rule(membership, issuer=issuer.url, audience="https://bench.test",
+                         name="release", subject="repo:acme/release:ref:refs/heads/main")
+        assertions = [issuer.sign(github_claims(issuer.url, audience="https://bench.test"))
+                      for _ in range(samples + 6)]
+
+        def exchange(assertion: str) -> tuple[float, int, str]:
+            started = time.perf_counter()
+            response = client.post("/api/v1/oauth/token", urlencode({
+                "grant_type": grant, "federation_rule_id": rule.pk, "assertion": assertion}),
+                content_type="application/x-www-form-urlencoded")
+            elapsed = (time.perf_counter() - started) * 1000
+            token = response.json().get("access_token", "") if response.status_code == 200 else ""
+            return elapsed, response.status_code, token
+
+        debug = settings.DEBUG
+        settings.DEBUG = True  # the first exchange fetches the loopback issuer's keys
+        try:
+            _, status, exchanged = exchange(assertions[0])
+        finally:
+            settings.DEBUG = debug
+        failed += status != 200
+        step(f"keyless runs: {samples} exchanges with the issuer's keys cached, then {samples} "
+             "run starts with an exchanged token and with an ordinary one, interleaved")
+        cpu = 0.0
+        for n, assertion in enumerate(assertions[1:]):
+            cpu_before = time.process_time()
+            elapsed, status, _ = exchange(assertion)
+            failed += status != 200
+            if n >= 5:
+                times["exchange"].append(elapsed)
+                cpu += time.process_time() - cpu_before
+        ordinary = codec.generate()
+        AccessToken.objects.create(workspace=workspace, created_by=user, name="ordinary",
+                                   digest=codec.digest(ordinary), last_characters=ordinary[-4:])
+        for n in range(samples + 5):
+            for name, token in (("run exchanged", exchanged), ("run ordinary", ordinary)):
+                started = time.perf_counter()
+                response = client.post("/api/v1/runs", RUN_BODY, content_type="application/json",
+                                       HTTP_AUTHORIZATION=f"Bearer {token}")
+                elapsed = (time.perf_counter() - started) * 1000
+                failed += response.status_code != 201
+                if n >= 5:
+                    times[name].append(elapsed)
+    recorded = Run.objects.filter(workspace=workspace, federation_rule=rule).count()
+    failed += recorded < samples
+    result = FederationTiming(
+        _percentile(times["exchange"], .5), _percentile(times["exchange"], .99),
+        cpu * 1000 / samples, os.getloadavg()[0],
+        _percentile(times["run exchanged"], .5), _percentile(times["run exchanged"], .99),
+        _percentile(times["run ordinary"], .5), _percentile(times["run ordinary"], .99), failed)
+    verdict = "PASS" if result.exchange_p50_ms < EXCHANGE_P50_TARGET_MS else "FAIL"
+    print(f"  exchange, keys cached   p50 {result.exchange_p50_ms:6.1f} ms   "
+          f"p99 {result.exchange_p99_ms:6.1f} ms   (target p50 < {EXCHANGE_P50_TARGET_MS} ms: "
+          f"{verdict})")
+    print(f"  exchange, CPU of this process {result.exchange_cpu_ms:5.1f} ms each; load average "
+          f"{result.load_average:.2f} on {len(os.sched_getaffinity(0))} CPUs")
+    print(f"  run start, exchanged    p50 {result.run_exchanged_p50_ms:6.1f} ms   "
+          f"p99 {result.run_exchanged_p99_ms:6.1f} ms")
+    print(f"  run start, ordinary     p50 {result.run_ordinary_p50_ms:6.1f} ms   "
+          f"p99 {result.run_ordinary_p99_ms:6.1f} ms")
+    if failed:
+        print(f"  {failed} requests did not get the expected answer")
+    return result
 
 
 def _timed(host: str, port: int, method: str, path: str, body: str,

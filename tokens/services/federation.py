@@ -5,16 +5,18 @@ token (tokens/oidc.py checks the token)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from console.audit import Actor, changes
 from console.errors import ServiceError
 from console.locking import for_update
+from console.sql import statement
 from workspaces import permissions
 from workspaces.audit import record
 from workspaces.models import Membership
@@ -260,7 +262,32 @@ def _refuse(check: oidc.Check):
     raise ExchangeRefused("invalid_grant", f"{check.name}: {check.detail}")
 
 
+RULE_SQL = statement(Path(__file__).parent.parent / "sql" / "federation_rule_for_exchange.sql")
+RULE_SQL_PORTABLE = RULE_SQL.replace("FOR SHARE OF r", "")
+# Each token's jti once: a conflict means it was exchanged before. One statement, where the
+# ORM would need a savepoint around an insert that may fail (three round trips).
+JTI_SQL = ("INSERT INTO tokens_usedassertion (issuer, jti, rule_id, used_at, expires_at) "
+           "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (issuer, jti) DO NOTHING RETURNING id")
+
+
+def _rule_for_exchange(rule_id: str) -> FederationRule | None:
+    number = int(rule_id) if rule_id.isascii() and rule_id.isdigit() and len(rule_id) < 19 else 0
+    if not number:
+        return None
+    sql = RULE_SQL if connection.vendor == "postgresql" else RULE_SQL_PORTABLE
+    return next(iter(FederationRule.objects.raw(sql, [number])), None)
+
+
+def _use_jti(rule: FederationRule, claims: dict, now: datetime) -> bool:
+    """Record the token's jti as exchanged; False if it was before."""
+    expires_at = datetime.fromtimestamp(claims["exp"], UTC) + timedelta(seconds=oidc.LEEWAY)
+    with connection.cursor() as cursor:
+        cursor.execute(JTI_SQL, [rule.issuer, claims["jti"], rule.pk, now, expires_at])
+        return cursor.fetchone() is not None
+
+
 @sensitive_variables("assertion", "plaintext")
+@transaction.atomic
 def federation_exchange(*, rule_id: str, assertion: str, ip: str | None, now: datetime,
                         user_agent: str = "", workspace_id: str | None = None,
                         principal_id: str | None = None) -> Exchanged:
@@ -268,13 +295,11 @@ def federation_exchange(*, rule_id: str, assertion: str, ip: str | None, now: da
 
     Every check of `oidc.evaluate` must pass; the token's `jti` is recorded in the same
     transaction as the access token it buys (a unique constraint: of two exchanges of one token
-    at once, exactly one wins). The rule is locked and read again before the token is made, so
-    a rule disabled meanwhile issues nothing (or the disabling revokes what it issued). Raises
-    `ExchangeRefused`.
+    at once, exactly one wins). The rule's row is share-locked for the whole exchange, so a rule
+    disabled meanwhile either issues nothing or revokes what it issued. Raises
+    `ExchangeRefused` (and nothing is written).
     """
-    number = int(rule_id) if rule_id.isascii() and rule_id.isdigit() and len(rule_id) < 19 else 0
-    rule = (FederationRule.objects.usable().select_related("workspace")
-            .filter(pk=number).first() if number else None)
+    rule = _rule_for_exchange(rule_id)
     if rule is None:
         raise ExchangeRefused("invalid_grant", "federation_rule_id: there is no enabled "
                                                "federation rule with this id.")
@@ -288,41 +313,30 @@ def federation_exchange(*, rule_id: str, assertion: str, ip: str | None, now: da
     if principal_id is not None and principal_id != user_id(rule.principal_id):
         raise ExchangeRefused("invalid_grant", "principal_id: the rule's principal is someone "
                                                "else.")
-    with transaction.atomic():
-        locked = for_update(FederationRule.objects.usable().filter(pk=rule.pk)).first()
-        if locked is None or locked.updated_at != rule.updated_at:
-            raise ExchangeRefused("invalid_grant", "federation_rule_id: the rule was changed "
-                                                   "or disabled during the exchange.")
-        principal = (Membership.objects.select_related("workspace", "user")
-                     .filter(workspace_id=rule.workspace_id, user_id=rule.principal_id).first())
-        if not permissions.principal_may_act(principal):
-            raise ExchangeRefused("invalid_grant", "principal: the rule's principal is no longer "
-                                                   "a member who may use access tokens.")
-        try:
-            with transaction.atomic():
-                UsedAssertion.objects.create(
-                    issuer=rule.issuer, jti=claims["jti"], rule=rule, used_at=now,
-                    expires_at=datetime.fromtimestamp(claims["exp"], now.tzinfo)
-                    + timedelta(seconds=oidc.LEEWAY))
-        except IntegrityError:
-            raise ExchangeRefused("invalid_grant", "jti: this token was exchanged before: each "
-                                                   "token is exchanged once.") from None
-        workload = workload_of(claims)
-        label = workload.get("repository") or workload.get("project_path") or str(claims["sub"])
-        plaintext = codec.generate()
-        token = AccessToken.objects.create(
-            workspace_id=rule.workspace_id, created_by_id=rule.principal_id,
-            name=f"{rule.name}: {label}"[:NAME_MAX], digest=codec.digest(plaintext),
-            last_characters=plaintext[-4:], created_at=now,
-            expires_at=now + timedelta(seconds=rule.lifetime), allowed_ips=rule.allowed_ips,
-            federation_rule=rule, workload=workload)
-        record(workspace=rule.workspace, actor=Actor(None, ip, user_agent[:300],
-                                                     label=f"federation rule {rule.name}"),
-               action="token.exchanged", target=token.name, token_id=token.pk,
-               details={"token_id": token.pk, "last_characters": token.last_characters,
-                        "federation_rule_id": rule.pk, "federation_rule": rule.name,
-                        "subject": str(claims["sub"])[:300], **workload,
-                        "expires_at": token.expires_at.isoformat()})
+    principal = (Membership.objects.select_related("workspace", "user")
+                 .filter(workspace_id=rule.workspace_id, user_id=rule.principal_id).first())
+    if not permissions.principal_may_act(principal):
+        raise ExchangeRefused("invalid_grant", "principal: the rule's principal is no longer "
+                                               "a member who may use access tokens.")
+    if not _use_jti(rule, claims, now):
+        raise ExchangeRefused("invalid_grant", "jti: this token was exchanged before: each "
+                                               "token is exchanged once.")
+    workload = workload_of(claims)
+    label = workload.get("repository") or workload.get("project_path") or str(claims["sub"])
+    plaintext = codec.generate()
+    token = AccessToken.objects.create(
+        workspace_id=rule.workspace_id, created_by_id=rule.principal_id,
+        name=f"{rule.name}: {label}"[:NAME_MAX], digest=codec.digest(plaintext),
+        last_characters=plaintext[-4:], created_at=now,
+        expires_at=now + timedelta(seconds=rule.lifetime), allowed_ips=rule.allowed_ips,
+        federation_rule=rule, workload=workload)
+    record(workspace=principal.workspace, actor=Actor(None, ip, user_agent[:300],
+                                                      label=f"federation rule {rule.name}"),
+           action="token.exchanged", target=token.name, token_id=token.pk,
+           details={"token_id": token.pk, "last_characters": token.last_characters,
+                    "federation_rule_id": rule.pk, "federation_rule": rule.name,
+                    "subject": str(claims["sub"])[:300], **workload,
+                    "expires_at": token.expires_at.isoformat()})
     return Exchanged(token, plaintext, rule)
 
 
