@@ -385,3 +385,91 @@ def test_prune_runs_forgets_exchanged_tokens_once_they_have_expired(client, issu
     assert not UsedAssertion.objects.exists()
     # ...and it cannot be exchanged again: it has expired.
     assert refused_check(exchange(client, rule.pk, assertion)) == "expiry"
+
+
+# The rule changes while an exchange is under way -------------------------------------------
+
+
+def _in_open_transaction(change):
+    """Run `change()` in a thread, in a transaction left open until the returned event is set;
+    returns (commit, thread, results)."""
+    from django.db import transaction
+
+    done, commit, results = threading.Event(), threading.Event(), []
+
+    def run():
+        try:
+            with transaction.atomic():
+                results.append(change())
+                done.set()
+                commit.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert done.wait(10)
+    return commit, thread, results
+
+
+@pytest.fixture
+def racing(transactional_db, settings):
+    settings.DEBUG = True
+    workspace = WorkspaceFactory(slug="acme")
+    owner = MembershipFactory(workspace=workspace, role=Role.OWNER,
+                              user=UserFactory(email="owner@acme.test"))
+    with StandinIssuer() as issuer:
+        rule = make_rule(owner, issuer=issuer.url)
+        assert exchange(Client(), rule.pk, issuer.sign(github_claims(issuer.url))) \
+            .status_code == 200  # the keys are cached from here on
+        yield owner, issuer, rule
+
+
+def test_an_exchange_waits_for_a_disabling_and_then_issues_nothing(racing):
+    owner, issuer, rule = racing
+    commit, holder, _ = _in_open_transaction(lambda: federation_service.federation_rule_enable(
+        acting=owner, actor=Actor(owner.user), rule=rule, enabled=False))
+    results = []
+
+    def attempt():
+        try:
+            results.append(exchange(Client(), rule.pk, issuer.sign(github_claims(issuer.url))))
+        finally:
+            connections.close_all()
+
+    sender = threading.Thread(target=attempt)
+    sender.start()
+    sender.join(0.5)
+    assert sender.is_alive(), "the exchange waits for the disabling's lock"
+    commit.set()
+    holder.join(10)
+    sender.join(20)
+    assert refused_check(results[0]) == "federation_rule_id"
+    assert not AccessToken.objects.filter(federation_rule=rule).active(timezone.now()).exists()
+
+
+def test_a_disabling_waits_for_an_exchange_under_way_and_revokes_its_token(racing):
+    owner, issuer, rule = racing
+    assertion = issuer.sign(github_claims(issuer.url))
+    commit, holder, exchanged = _in_open_transaction(lambda: federation_service.federation_exchange(
+        rule_id=str(rule.pk), assertion=assertion, ip="127.0.0.1", now=timezone.now()))
+    done = []
+
+    def disable():
+        try:
+            done.append(federation_service.federation_rule_enable(
+                acting=owner, actor=Actor(owner.user), rule=rule, enabled=False))
+        finally:
+            connections.close_all()
+
+    disabler = threading.Thread(target=disable)
+    disabler.start()
+    disabler.join(0.5)
+    # PostgreSQL: the exchange's share lock on the rule; SQLite: its write lock.
+    assert disabler.is_alive(), "the disabling waits for the exchange under way"
+    commit.set()
+    holder.join(10)
+    disabler.join(20)
+    assert done == [True]
+    token = AccessToken.objects.get(pk=exchanged[0].token.pk)
+    assert token.revoked_at is not None
