@@ -370,3 +370,12 @@ def test_governance_and_its_csv_show_the_rule_and_the_workload(login, owner, iss
     assert federated["project_path"] == federated["pipeline_id"] == ""
     plain = next(r for r in rows if r["token"] == "laptop")
     assert plain["rule"] == "" and plain["repository"] == ""
+
+
+def test_a_rule_whose_principal_may_not_use_tokens_says_so(login, owner, member):
+    rule = make_rule(owner, principal=member.user)
+    page = login(owner).get(f"/w/acme/admin/federation/{rule.pk}/").content.decode()
+    assert 'id="principal-warning"' in page
+    fine = make_rule(owner, name="fine")
+    page = login(owner).get(f"/w/acme/admin/federation/{fine.pk}/").content.decode()
+    assert 'id="principal-warning"' not in page

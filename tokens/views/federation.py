@@ -17,6 +17,7 @@ from console.errors import ServiceError
 from console.forms import PageQueryForm
 from console.paging import paginate
 from console.rendering import apply_error
+from workspaces import permissions
 from workspaces.access import workspace_access
 from workspaces.layout import render_console
 from workspaces.models import Membership
@@ -147,8 +148,11 @@ def rule_edit(request, slug, rule_id):
 def _rule_page(request, membership, rule, *, assertion="", checks=None, status=200):
     now = timezone.now()
     console = _console_url(request)
+    principal = (Membership.objects.select_related("workspace", "user")
+                 .filter(workspace_id=rule.workspace_id, user_id=rule.principal_id).first())
     return render_console(request, "tokens/federation_rule.html", membership, "federation", {
         "rule": rule, "principal_label": selectors.principal_label(rule.principal),
+        "principal_may_act": permissions.principal_may_act(principal),
         "claims": sorted(rule.claims.items()),
         "ranges": [r for r in rule.allowed_ips.split("\n") if r],
         "warnings": oidc.pin_warnings(rule.issuer, rule.subject, rule.claims),
