@@ -22,6 +22,7 @@ from workspaces import urls as workspace_urls
 from workspaces.models import Invitation, Membership, Role
 
 from .factories import CustomRoleFactory, GroupFactory, UserFactory, make_token
+from .federation import make_rule
 
 CSP_DIRECTIVES = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
                   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]
@@ -53,6 +54,11 @@ PAGES = {
     "tokens:detail": "owner",
     "tokens:rotate": "owner",
     "tokens:governance": "owner",
+    "tokens:federation": "owner",
+    "tokens:federation_create": "owner",
+    "tokens:federation_rule": "owner",
+    "tokens:federation_edit": "owner",
+    "tokens:federation_delete": "owner",
     "picker": "owner",
     "password_change": "owner",
     "password_change_done": "owner",
@@ -94,12 +100,13 @@ def cast(workspace, owner, member, other_workspace):
         expires_at=timezone.now() + timedelta(days=7),
     )
     token, _ = make_token(owner, name="CI")
+    rule = make_rule(owner)
     return {
         "owner": owner.user, "member": member.user,
         "staff": UserFactory(email="root@example.test", is_staff=True, is_superuser=True),
         # Route arguments, by the names the URL patterns give them.
         "ids": {"member_id": member.pk, "invitation_id": invitation.pk, "group_id": group.pk,
-                "role_id": role.pk, "token_id": token.pk},
+                "role_id": role.pk, "token_id": token.pk, "rule_id": rule.pk},
         "key": key,
     }
 
