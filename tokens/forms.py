@@ -275,3 +275,9 @@ class FederationRuleForm(ConsoleForm):
 
     def clean_claims(self):
         return parse_claims(self.cleaned_data["claims"])
+
+
+class FederationPresetQueryForm(QueryForm):
+    """The new-rule page's query string: which preset fills the form (unknown: none)."""
+
+    preset = forms.CharField(label="Preset", required=False, max_length=20)

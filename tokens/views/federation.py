@@ -24,7 +24,13 @@ from workspaces.models import Membership
 from workspaces.permissions import Perm
 
 from .. import oidc, selectors
-from ..forms import PRESETS, FederationRuleForm, claims_text, parse_claims
+from ..forms import (
+    PRESETS,
+    FederationPresetQueryForm,
+    FederationRuleForm,
+    claims_text,
+    parse_claims,
+)
 from ..models import FederationRule
 from ..services import federation
 
@@ -72,7 +78,7 @@ def _input(form, workspace) -> federation.RuleInput:
         accept_warnings=data["accept_warnings"])
 
 
-def _form_page(request, membership, form, rule=None, preset=None, status=200):
+def _form_page(request, membership, form, rule=None, preset=None, status=200, query_form=None):
     warnings = []
     if form.is_bound:  # as posted (a service's refusal takes its field out of cleaned_data)
         try:
@@ -84,7 +90,8 @@ def _form_page(request, membership, form, rule=None, preset=None, status=200):
     return render_console(request, "tokens/federation_form.html", membership, "federation", {
         "form": form, "rule": rule, "presets": PRESETS, "preset": preset,
         "warnings": warnings, "default_audience": federation.default_audience(),
-    }, status=status)
+        "query_form": query_form,
+    }, status=query_form.status(status) if query_form else status)
 
 
 @login_required
@@ -93,14 +100,15 @@ def rule_create(request, slug):
     workspace, membership = _access(request, slug)
     principals = selectors.principal_choices(workspace)
     if request.method == "GET":
-        preset = PRESETS.get(request.GET.get("preset", ""))
+        query_form = FederationPresetQueryForm(request.GET)
+        preset = PRESETS.get(query_form.read("preset") or "")
         initial = {"principal": membership.user_id, "lifetime": 900, "enabled": True,
                    "audience": federation.default_audience()}
         if preset:
             initial.update(issuer=preset["issuer"], subject=preset["subject"],
                            claims=preset["claims"])
         form = FederationRuleForm(initial=initial, principals=principals)
-        return _form_page(request, membership, form, preset=preset)
+        return _form_page(request, membership, form, preset=preset, query_form=query_form)
     form, status = FederationRuleForm(request.POST, principals=principals), 400
     if form.is_valid():
         try:
