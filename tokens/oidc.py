@@ -269,24 +269,26 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def unverified_claims(assertion: str) -> dict:
-    """The token's claims, read without checking anything (after `evaluate` passed them)."""
-    return jwt.decode(assertion, options={"verify_signature": False})
-
-
 def evaluate(assertion: str, rule, *, now: datetime, ip: str | None,
-             jti_used: Callable[[str, str], bool] | None = None) -> Iterator[Check]:
+             jti_used: Callable[[str, str], bool] | None = None,
+             claims_out: dict | None = None) -> Iterator[Check]:
     """The checks of `assertion` against `rule`, in order. A token that cannot be read ends
     them; after that every check is made (those after a failed signature read claims nobody
     vouches for: the exchange has stopped by then). `jti_used(issuer, jti)` says whether the
-    token was exchanged before (the exchange itself relies on its insert instead)."""
+    token was exchanged before (the exchange itself relies on its insert instead). The token's
+    claims are put in `claims_out`, if given (the exchange reads them once every check passed)."""
     try:
-        header = jwt.get_unverified_header(assertion)
-        claims = jwt.decode(assertion, options={"verify_signature": False})
+        # Read once, unverified: the header names the key, the claims are checked below.
+        unverified = jwt.decode_complete(assertion, options={"verify_signature": False})
+        header, claims = unverified["header"], unverified["payload"]
+        if not isinstance(claims, dict) or not isinstance(header, dict):
+            raise ValueError("not objects")
     except (jwt.PyJWTError, ValueError, TypeError):
         yield Check("format", False, "This is not a JSON Web Token (three base64url parts, "
                                      "the second a JSON object).")
         return
+    if claims_out is not None:
+        claims_out.update(claims)
     alg = header.get("alg")
     if alg not in ALGORITHMS:
         yield Check("algorithm", False,

@@ -303,10 +303,10 @@ def federation_exchange(*, rule_id: str, assertion: str, ip: str | None, now: da
     if rule is None:
         raise ExchangeRefused("invalid_grant", "federation_rule_id: there is no enabled "
                                                "federation rule with this id.")
-    for check in oidc.evaluate(assertion, rule, now=now, ip=ip):
+    claims: dict = {}  # once every check passed, they are the issuer's
+    for check in oidc.evaluate(assertion, rule, now=now, ip=ip, claims_out=claims):
         if not check.passed:
             _refuse(check)
-    claims = oidc.unverified_claims(assertion)  # every check passed: they are the issuer's
     if workspace_id is not None and workspace_id != account_id(rule.workspace_id):
         raise ExchangeRefused("invalid_grant", "workspace_id: the rule belongs to another "
                                                "workspace.")
