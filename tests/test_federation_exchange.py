@@ -58,8 +58,9 @@ def refused_check(response) -> str:
 
 
 def test_it_exchanges_a_github_shaped_token_for_an_ordinary_access_token(client, issuer, rule,
-                                                                         owner):
+                                                                         owner, time_machine):
     before = timezone.now()
+    time_machine.move_to(before, tick=False)
     response = exchange(client, rule.pk, issuer.sign(github_claims(issuer.url)))
     assert response.status_code == 200, response.content
     assert response["Cache-Control"] == "no-store"
@@ -73,7 +74,7 @@ def test_it_exchanges_a_github_shaped_token_for_an_ordinary_access_token(client,
     assert body["user_id"] == f"user-{owner.user_id}"
     token = AccessToken.objects.get()
     assert token.federation_rule == rule and token.created_by == owner.user
-    assert timedelta(seconds=899) <= token.expires_at - before <= timedelta(seconds=901)
+    assert token.expires_at - before == timedelta(seconds=900)
     assert token.workload == {"repository": "acme/release", "workflow": "release",
                               "ref": "refs/heads/main", "run_id": "4242"}
     # An ordinary access token: the same format, the same checks, the same answers.
