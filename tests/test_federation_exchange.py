@@ -278,9 +278,9 @@ def test_json_a_repeated_field_and_get_are_refused(client, db):
 def test_refusals_count_toward_the_failure_limit_but_a_good_exchange_still_passes(
         client, issuer, rule, settings):
     settings.API_FAILURE_LIMIT = 5
-    for _ in range(5):
-        assert exchange(client, rule.pk, "not.a.jwt").status_code == 400
-    throttled = exchange(client, rule.pk, "not.a.jwt")
+    for n in range(5):
+        assert exchange(client, rule.pk, f"not.a.jwt{n}").status_code == 400
+    throttled = exchange(client, rule.pk, "not.a.jwt-again")
     assert throttled.status_code == 429
     assert int(throttled["Retry-After"]) > 0
     assert throttled.json()["error"] == "rate_limited"
@@ -289,6 +289,16 @@ def test_refusals_count_toward_the_failure_limit_but_a_good_exchange_still_passe
     assert client.get("/api/v1/whoami").status_code == 429
     # A workload that passes every check is not refused for others' failures.
     assert exchange(client, rule.pk, issuer.sign(github_claims(issuer.url))).status_code == 200
+
+
+def test_the_same_refused_token_counts_once(client, issuer, rule, settings):
+    settings.API_FAILURE_LIMIT = 3
+    refused = issuer.sign(github_claims(issuer.url, aud="https://elsewhere.test"))
+    for _ in range(10):  # a CI job retrying the same token
+        assert exchange(client, rule.pk, refused).status_code == 400
+    for n in range(2):  # the limit is 3: the retried token counted once, then these two
+        assert exchange(client, rule.pk, f"garbage{n}").status_code == 400
+    assert exchange(client, rule.pk, "garbage-more").status_code == 429
 
 
 # Keys: fetched once, cached by key id, fetched again for an unknown one at most once a minute

@@ -7,6 +7,7 @@ may act, and `services` record what it did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from django.conf import settings
@@ -252,13 +253,18 @@ def oauth_token(request) -> HttpResponse:
             now=timezone.now(), user_agent=request.META.get("HTTP_USER_AGENT", ""),
             workspace_id=fields.get("workspace_id"), principal_id=fields.get("principal_id"))
     except (federation.ExchangeRefused, RequestDataTooBig) as refusal:
-        retry_after = throttle.retry_after(address)
-        if retry_after is not None:
+        # The same refused OIDC token counts once per window (a CI job retrying it does not
+        # use up its neighbours' budget); known by its digest, never kept.
+        assertion = ""
+        if not isinstance(refusal, RequestDataTooBig) and request.content_type == FORM:
+            assertion = request.POST.get("assertion", "")
+        key = f"oidc-{hashlib.sha256(assertion.encode()).hexdigest()[:32]}" if assertion else None
+        wait = throttle.count_failure(address, key)
+        if wait is not None:
             response = oauth_error(429, "rate_limited", "Too many failed attempts from this "
                                                         "address. Try again later.")
-            response["Retry-After"] = str(retry_after)
+            response["Retry-After"] = str(wait)
             return response
-        throttle.count(address)
         if isinstance(refusal, RequestDataTooBig):
             return oauth_error(400, "invalid_request", "The request body is too large.")
         return oauth_error(400, refusal.error, refusal.description)
