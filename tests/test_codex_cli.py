@@ -53,13 +53,14 @@ def codex_bin():
 
 
 @pytest.fixture
-def cli(codex_bin, live_server, tmp_path):
-    """Run the CLI against the live server, in its own CODEX_HOME; returns the finished process."""
+def cli(codex_bin, asgi_server, tmp_path):
+    """Run the CLI against the console as production serves it (config/asgi.py under uvicorn:
+    turns on the event loop), in its own CODEX_HOME; returns the finished process."""
     home = tmp_path / "codex-home"
     home.mkdir()
     workdir = tmp_path / "work"
     workdir.mkdir()
-    base = live_server.url
+    base = asgi_server.url
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "CODEX_HOME": str(home),
         "CODEX_AUTHAPI_BASE_URL": f"{base}/codex/auth", "NO_COLOR": "1", "TERM": "dumb",

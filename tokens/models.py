@@ -224,6 +224,8 @@ class Run(models.Model):
         db_index=False,
     )
     workload = models.JSONField(null=True, blank=True)
+    # The CLI's id of the last turn counted: a turn it retries (the same id) counts once.
+    last_turn_id = models.CharField(max_length=100, blank=True, db_default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
