@@ -147,21 +147,21 @@ def assert_tells_how_to_see_why(result, console_url):
 
 
 def test_after_revocation_exec_fails_records_nothing_and_says_how_to_see_why(
-        cli, model, owner, live_server):
+        cli, model, owner, asgi_server):
     token, plaintext = make_token(owner)
     assert cli.login(plaintext).returncode == 0
     lifecycle.token_revoke(token=token, acting=owner, actor=Actor(owner.user))
     result = cli.exec("say hi")
     assert result.returncode != 0
     assert ANSWER not in result.stdout
-    assert_tells_how_to_see_why(result, live_server.url)
+    assert_tells_how_to_see_why(result, asgi_server.url)
     assert not Run.objects.exists() and model.requests == []
     # The line it gives names the reason.
     reason = Client().get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert reason.json()["error"]["code"] == "token_revoked"
 
 
-def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, live_server,
+def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, asgi_server,
                                                                     member_with_token_permission):
     _, plaintext = make_token(member_with_token_permission)
     CustomRole.objects.update(grants_access_tokens=False)
@@ -170,7 +170,7 @@ def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, 
     assert "403 Forbidden" in login.stdout + login.stderr
     result = cli.exec("say hi")
     assert result.returncode != 0
-    assert_tells_how_to_see_why(result, live_server.url)
+    assert_tells_how_to_see_why(result, asgi_server.url)
     assert not Run.objects.exists() and model.requests == []
     assert AccessToken.objects.get().revoked_at is None  # suspended, not revoked
 
