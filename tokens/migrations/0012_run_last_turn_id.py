@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tokens', '0010_token_expiry_index'),
+        ('tokens', '0011_federation'),
     ]
 
     operations = [
