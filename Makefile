@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-browser lint bench cluster-test screenshots clean
+.PHONY: run serve test test-browser lint bench cluster-test screenshots clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -25,6 +25,18 @@ run: $(STAMP)
 	DEBUG=$${DEBUG:-true} PORT=$(PORT) sh -c '$(BIN)/python manage.py send_queued_mail & worker=$$!; \
 	  trap "kill -TERM $$worker 2>/dev/null; wait $$worker" EXIT INT TERM; \
 	  $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)'
+
+# The production set-up of one server, as docs/deploy.md runs it on each machine: DEBUG off,
+# configured from the environment (SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL, EMAIL_URL, ...),
+# migrate and collectstatic, then gunicorn with config/gunicorn.py (uvicorn workers: pages, API
+# and streaming turns) on PORT, and the mail worker beside it; Ctrl-C or SIGTERM stops both
+# (open turns drain first, up to GATEWAY_DRAIN_SECONDS).
+serve: $(STAMP)
+	DEBUG=false $(BIN)/python manage.py migrate --noinput
+	DEBUG=false $(BIN)/python manage.py collectstatic --noinput -v0
+	DEBUG=false PORT=$(PORT) sh -c '$(BIN)/python manage.py send_queued_mail & worker=$$!; \
+	  trap "kill -TERM $$worker 2>/dev/null; wait $$worker" EXIT INT TERM; \
+	  $(BIN)/gunicorn -c config/gunicorn.py config.asgi:application'
 
 # The whole suite, browser tests included when Chromium is installed (CI=true makes a missing
 # browser a failure).

@@ -2,8 +2,9 @@
 
 Set-up, in a temporary directory: a fresh PostgreSQL database `cluster` (migrated and seeded
 directly), PgBouncer 1.18 in transaction mode in front of it, Redis database 14 as the shared
-cache, two gunicorn instances A and B of config.wsgi (config/gunicorn.py, threaded workers) with
-one production-like environment, and haproxy balancing over both with health checks on /healthz.
+cache, two app servers A and B running `make serve`'s gunicorn (config/gunicorn.py: uvicorn
+workers, config.asgi) with one production-like environment, a stand-in model provider as their
+CODEX_UPSTREAM_URL, and haproxy balancing over both with health checks on /healthz.
 
 What it proves, each with its figures and PASS/FAIL:
 
@@ -19,6 +20,8 @@ What it proves, each with its figures and PASS/FAIL:
    while other clients query: every row arrives, in the page's order.
 8. Mail leaves the request: password resets asked on A and on B are queued, and one mail worker
    (`manage.py send_queued_mail`, through PgBouncer) sends each once to a real SMTP server.
+9. Codex CLI turns through haproxy reach the stand-in provider from A and from B, stream back
+   whole, and each records its run once (through PgBouncer).
 
 Exits 1 when a claim fails; the temporary directory (every program's log and configuration) is
 then kept and named, as it is with CLUSTER_TEST_KEEP=1. Run it through `bash .ci/cluster-test`,
@@ -66,7 +69,7 @@ REDIS_DB = 14
 CACHE_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 SBIN = "/usr/sbin:/sbin"
 
-WORKERS, THREADS = 2, 8  # per gunicorn instance
+WORKERS = 2  # per gunicorn instance; each with config/asgi.py's pools (API_THREADS, PAGE_THREADS)
 POOL_SIZE = 20  # PgBouncer's default_pool_size
 QUERY_WAIT_TIMEOUT = 5  # seconds a client waits in PgBouncer for a server connection
 
@@ -471,6 +474,9 @@ class Cluster:
         self.processes: list[Process] = []
         self.ports = {name: free_port() for name in ("pgbouncer", "a", "b", "c", "haproxy", "smtp")}
         self.mail = MailServer(self.ports["smtp"])
+        from tests.standin_model import StandinModel
+
+        self.model = StandinModel()  # the model provider of every server
         self.secret_key = secrets.token_urlsafe(50)  # 67 characters, the same for A, B and C
         self.token = ""
         self.watch: HaproxyWatch | None = None
@@ -503,6 +509,9 @@ class Cluster:
             "SIGN_IN_EMAIL_LIMIT": str(SIGN_IN_EMAIL_LIMIT),
             "SIGN_IN_ADDRESS_LIMIT": "50",
             "SIGN_IN_WINDOW": "900",
+            "CODEX_UPSTREAM_URL": self.model.url,
+            "CODEX_UPSTREAM_API_KEY": "sk-cluster-test",
+            "GATEWAY_DRAIN_SECONDS": "10",
             **extra,
         }
 
@@ -548,6 +557,8 @@ class Cluster:
         self.mail.controller.start()
         say(f"SMTP server (aiosmtpd) on 127.0.0.1:{self.ports['smtp']}: EMAIL_URL of every "
             "server and the mail worker")
+        self.model.__enter__()
+        say(f"stand-in model provider on {self.model.url}: CODEX_UPSTREAM_URL of every server")
         self.start_pgbouncer()
         self.start_app("a")
         self.start_app("b")
@@ -600,12 +611,13 @@ ignore_startup_parameters = extra_float_digits
             f"{QUERY_WAIT_TIMEOUT} s")
 
     def start_app(self, name: str, **extra: str) -> Process:
-        """gunicorn with the production config (threaded workers), in its own process group."""
+        """`make serve`'s gunicorn (config/gunicorn.py: uvicorn workers running config/asgi.py),
+        in its own process group."""
         port = self.ports[name]
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         process = spawn(name.upper(), [
             gunicorn, "-c", "config/gunicorn.py", "--workers", str(WORKERS),
-            "--threads", str(THREADS), "--bind", f"127.0.0.1:{port}", "config.wsgi:application",
+            "--bind", f"127.0.0.1:{port}", "config.asgi:application",
         ], self.server_env(**extra), self.tmp / f"gunicorn-{name}.log")
         self.processes.append(process)
         self.servers[name] = process
@@ -613,7 +625,7 @@ ignore_startup_parameters = extra_float_digits
                           lambda: call(port, "GET", "/healthz", timeout=2).status == 200,
                           30, process)
         note = ", ".join(f"{key}={value}" for key, value in extra.items())
-        say(f"gunicorn {name.upper()} on 127.0.0.1:{port}: {WORKERS} workers x {THREADS} threads"
+        say(f"gunicorn {name.upper()} on 127.0.0.1:{port}: {WORKERS} uvicorn workers"
             f"{', ' + note if note else ''}; /healthz 200 after {took:.1f} s")
         return process
 
@@ -681,6 +693,7 @@ listen console
         for process in reversed(self.processes):
             process.stop(signal.SIGINT if process.name == "pgbouncer" else signal.SIGTERM)
         self.mail.controller.stop()
+        self.model.__exit__(None, None, None)
 
     def errors_logged(self) -> str:
         """Tracebacks and errors the app servers logged (shown when a claim fails)."""
@@ -1116,6 +1129,38 @@ def step_mail(cluster: Cluster) -> None:
            f"started ({time.monotonic() - asked:.1f} s after they were asked)")
 
 
+def step_turns(cluster: Cluster) -> None:
+    """Codex CLI turns on A, on B and through haproxy: each server relays its turns to the
+    provider, streams the events back whole, and records one run per turn (through PgBouncer)."""
+    header("9. Codex CLI turns on A, on B and through haproxy")
+    flush_cache()  # the earlier steps' failure counts must not interfere
+    asked = len(cluster.model.requests)
+    routes = ["a", "a", "b", "b", "haproxy", "haproxy"]
+    threads = [f"cluster-turn-{n}-{secrets.token_hex(4)}" for n in range(len(routes))]
+    answers = []
+    for route, thread in zip(routes, threads, strict=True):
+        body = json.dumps({"model": "cluster", "stream": True, "input": []}).encode()
+        answers.append(call(cluster.ports[route], "POST", "/codex/api/responses", body=body,
+                            headers={"Authorization": f"Bearer {cluster.token}",
+                                     "Content-Type": "application/json",
+                                     "User-Agent": "codex_exec/0.171.0 (cluster test)",
+                                     "X-Codex-Turn-Metadata": json.dumps(
+                                         {"thread_id": thread, "turn_id": "1"})}))
+    whole = [a.status == 200 and b"response.completed" in a.body for a in answers]
+    sent = len(cluster.model.requests) - asked
+    with direct(DB_NAME) as conn:
+        runs = conn.execute("SELECT count(*) FROM tokens_run WHERE thread_id = ANY(%s)",
+                            (threads,)).fetchone()[0]
+    say(", ".join(f"{route.upper() if route != 'haproxy' else 'haproxy'} {a.outcome}"
+                  for route, a in zip(routes, answers, strict=True))
+        + f"; the provider got {sent}; runs recorded {runs}")
+    claim("9 turns", "every turn (A, B, haproxy) streamed whole from the provider",
+          all(whole) and sent == len(threads), f"{sum(whole)} of {len(threads)} whole")
+    claim("9 turns", "each turn recorded its run once", runs == len(threads), f"{runs} runs")
+    figure("9 turns", f"{sum(whole)} of {len(threads)} turns (2 on A, 2 on B, 2 through "
+           f"haproxy) streamed whole, {runs} runs recorded")
+
+
 # Main -------------------------------------------------------------------------------------------
 
 def summary(elapsed: float) -> int:
@@ -1147,7 +1192,7 @@ def main() -> int:
             return summary(time.monotonic() - T0)
         for step in (step_preflight, step_api_throttle, step_sign_in_guard, step_session,
                      step_kill_instance, step_restart_postgres, step_prepared_statements,
-                     step_csv_exports, step_mail):
+                     step_csv_exports, step_mail, step_turns):
             before = len([c for c in CLAIMS if not c.passed])
             try:
                 step(cluster)

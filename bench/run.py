@@ -17,8 +17,14 @@
    bench/out/results.json. Exits non-zero only when a request failed: a missed target is
    reported, not fatal.
 
+8. Keyless runs (--only federation alone): the exchange of a GitHub-shaped OpenID Connect token
+   (from a stand-in issuer on loopback) with the issuer's keys cached, p50 and p99 of its server
+   time (target p50 < 20 ms), and the run start with an exchanged token beside an ordinary one
+   (Django's test client in this process, on a small workspace of its own).
+
 Options: --duration and --warmup (seconds per endpoint), --samples (requests per page),
---only mail-timing (step 6 alone, on a small workspace of its own), --database (default bench).
+--only mail-timing (step 6 alone, on a small workspace of its own), --only federation (step 8
+alone), --database (default bench).
 """
 
 from __future__ import annotations
@@ -131,7 +137,11 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per endpoint")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per endpoint")
     parser.add_argument("--samples", type=int, default=20, help="timed requests per page")
-    parser.add_argument("--only", choices=["mail-timing"], help="run this step alone")
+    parser.add_argument("--only", choices=["mail-timing", "federation", "turns", "scale", "ttfb"],
+                        help="run this step alone (turns: scale and ttfb)")
+    parser.add_argument("--turns", type=int, default=0, help="open turns (scale; default 1000)")
+    parser.add_argument("--turn-seconds", type=int, default=0,
+                        help="how long each turn streams (scale; default 60)")
     parser.add_argument("--database", default=DB_NAME, help="the PostgreSQL database to use")
     args = parser.parse_args()
 
@@ -145,6 +155,7 @@ def main() -> int:
 
     if not args.only:
         ensure_wrk()
+    raise_open_files()
     step("database")
     ensure_database(args.database)
     manage(env, "migrate", "--noinput")
@@ -157,7 +168,24 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             timing = mail_timing_phase(env, Path(tmp))
         return 1 if timing.failed else 0
-    from bench import seed
+    if args.only == "federation":
+        return 1 if federation_phase(FEDERATION_SAMPLES).failed else 0
+    if args.only in ("turns", "scale", "ttfb"):
+        from bench import scale
+
+        token, owner = small_workspace("turns-bench")
+        which = ("scale", "ttfb") if args.only == "turns" else (args.only,)
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            found = turn_phases(env, Path(tmp), token, "turns-bench", owner, which, args.turns,
+                                args.turn_seconds)
+        step("targets")
+        for label, value, passed, note in scale.targets(*found):
+            print(f"  {label:<44} {value:>10}  {'PASS' if passed else 'FAIL'}  {note}".rstrip())
+        (OUT / f"{args.only}.json").write_text(json.dumps(
+            {"machine": machine, **{k: asdict(v) for k, v in zip(("scale", "ttfb"), found, strict=True)
+                                    if v is not None}}, indent=2) + "\n")
+        return 0
+    from bench import scale, seed
     from tokens.models import Run
 
     step("data")
@@ -173,6 +201,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         loads, tally = drive(env, Path(tmp), plaintexts, args.warmup, args.duration)
+        at_scale, ttfb = turn_phases(env, Path(tmp), plaintexts[0], workspace.slug, seed.OWNER,
+                                     turns=args.turns, seconds=args.turn_seconds)
         mail_timing = mail_timing_phase(env, Path(tmp))
     # A few more runs than 201s is fine (requests in flight when wrk stopped); fewer would
     # mean a 201 for a run that was never recorded.
@@ -180,19 +210,30 @@ def main() -> int:
     print(f"  runs recorded: {recorded:,}, for {tally.created_runs:,} answers 201 Created")
     tally.failed += max(0, tally.created_runs - recorded)
 
+    federation = federation_phase(FEDERATION_SAMPLES)
     busy = max(tally.load_average, machine["load average"])
-    failed = report(loads, pages, tally.failed, busy, machine["nproc"], tally.streams)
+    failed = report(loads, pages, tally.failed, busy, machine["nproc"],
+                    scale.targets(at_scale, ttfb))
+    failed = failed or at_scale.completed < at_scale.turns or federation.failed
     (OUT / "results.json").write_text(json.dumps({
         "machine": machine, "data": sizes,
         "load": {name: {**asdict(load), "rps": load.rps} for name, load in loads.items()},
         "pages": {name: asdict(timing) for name, timing in pages.items()},
-        "streams": asdict(tally.streams),
+        "turns at scale": asdict(at_scale), "first byte": asdict(ttfb),
         "mail timing": asdict(mail_timing),
+        "federation": asdict(federation),
     }, indent=2) + "\n")
     return 1 if failed or mail_timing.failed else 0
 
 
 # Set-up ----------------------------------------------------------------------------------
+
+
+def raise_open_files() -> None:
+    """A thousand open turns are two thousand sockets: the soft limit on open files goes up to
+    the hard one, for this process and the servers it starts."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def step(title: str) -> None:
@@ -353,7 +394,6 @@ class LoadTally:
     failed: int = 0  # failed requests during warm-ups (the measured ones are in each Load)
     created_runs: int = 0  # 201s for POST /api/v1/runs, warm-ups included
     load_average: float = 0.0  # just before the load started
-    streams: StreamResult | None = None
 
 
 def drive(env: dict, tmp: Path, plaintexts: list[str], warmup: int,
@@ -387,7 +427,6 @@ def drive(env: dict, tmp: Path, plaintexts: list[str], warmup: int,
             if method == "POST":
                 tally.created_runs += sum(r.requests - r.non2xx for r in (warm, loads[name]))
             print(f"  {name:<22} {loads[name].rps:8.1f} req/s")
-    tally.streams = stream_phase(env, tmp, tokens_file, plaintexts[0])
     return loads, tally
 
 
@@ -410,8 +449,9 @@ def free_port() -> int:
 
 
 SYNC = ["--workers", str(WORKERS), "--worker-class", "sync"]
-# The production serving model (config/gunicorn.py): threaded workers, for long streams.
+# The production serving model (config/gunicorn.py: uvicorn workers, config/asgi.py).
 PRODUCTION = ["-c", "config/gunicorn.py", "--workers", str(WORKERS), "--access-logfile", "/dev/null"]
+PRODUCTION_APP = "config.asgi:application"
 
 
 @contextmanager
@@ -542,66 +582,62 @@ def wrk(url: str, method: str, tokens_file: Path | None, body: str | None,
     return load
 
 
-# Streams beside the hot path -------------------------------------------------------------
+# Turns at scale (bench/scale.py) -----------------------------------------------------------
 
-STREAMS = 50
-STREAM_SECONDS = 30
-STREAM_TARGET_P99_MS = 100
+TURN_ENV = {"GATEWAY_DRAIN_SECONDS": "10"}
 
 
-@dataclass
-class StreamResult:
-    streams: int
-    completed: int
-    whoami: Load
-    serving: str
+def turn_phases(env: dict, tmp: Path, token: str, slug: str, owner_email: str,
+                which: tuple[str, ...] = ("scale", "ttfb"), turns: int = 0,
+                seconds: int = 0) -> tuple:
+    """bench/scale.py's phases through the production server (`make serve`'s gunicorn with
+    config/gunicorn.py: uvicorn workers), each against a stand-in provider of its own."""
+    from django.conf import settings
+    from django.test import Client
+
+    from bench import scale
+    from workspaces.models import User
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(User.objects.get(email=owner_email))
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page = f"/w/{slug}/admin/access-tokens/"
+    result_scale = result_ttfb = None
+    if "scale" in which:
+        turns, seconds = turns or scale.TURNS, seconds or scale.TURN_SECONDS
+        with scale.standin(seconds) as provider, serve(
+                {**env, **TURN_ENV, "CODEX_UPSTREAM_URL": provider,
+                 "CODEX_UPSTREAM_API_KEY": "bench"}, tmp, PRODUCTION,
+                f"{WORKERS} uvicorn workers (config/gunicorn.py)", app=PRODUCTION_APP) as server:
+            step(f"turns at scale: {turns} open turns through /codex/api/responses")
+            result_scale = scale.scale_phase(server.base, token, page, cookie, server.workers,
+                                             turns, seconds)
+    if "ttfb" in which:
+        with scale.standin(0) as provider, serve(
+                {**env, **TURN_ENV, "CODEX_UPSTREAM_URL": provider,
+                 "CODEX_UPSTREAM_API_KEY": "bench"}, tmp, PRODUCTION,
+                f"{WORKERS} uvicorn workers (config/gunicorn.py)", app=PRODUCTION_APP) as server:
+            step("a turn's added time to first byte")
+            result_ttfb = scale.ttfb_phase(server.base, provider, token)
+    return result_scale, result_ttfb
 
 
-def stream_phase(env: dict, tmp: Path, tokens_file: Path, token: str) -> StreamResult:
-    """50 Codex CLI turns streaming for 30 s each through the gateway, and whoami under wrk
-    meanwhile, on the production serving model (threaded workers)."""
-    import threading
+def small_workspace(slug: str) -> tuple[str, str]:
+    """A workspace of its own for `--only` turn phases: (a token's plaintext, the owner)."""
+    from tokens import codec
+    from tokens.models import AccessToken
+    from workspaces.models import Membership, User, Workspace
 
-    from tests.standin_model import StandinModel
-
-    with StandinModel(seconds=STREAM_SECONDS) as model:
-        stream_env = {**env, "CODEX_UPSTREAM_URL": model.url, "CODEX_UPSTREAM_API_KEY": "bench"}
-        threads_each = int(env.get("GUNICORN_THREADS", "40"))
-        with serve(stream_env, tmp, PRODUCTION,
-                   f"{WORKERS} threaded workers x {threads_each} threads (config/gunicorn.py)"
-                   ) as server:
-            completed = []
-
-            def one_stream(n: int) -> None:
-                body = json.dumps({"model": "bench", "stream": True, "input": []}).encode()
-                request = urllib.request.Request(
-                    server.base + "/codex/api/responses", data=body, method="POST", headers={
-                        "Authorization": f"Bearer {token}", "Content-Type": "application/json",
-                        "User-Agent": "bench/1.0",
-                        "X-Codex-Turn-Metadata": json.dumps({"thread_id": f"bench-{n}-{time.time()}",
-                                                             "model": "bench"}),
-                    })
-                try:
-                    with urllib.request.urlopen(request, timeout=STREAM_SECONDS + 60) as answer:
-                        if b"response.completed" in answer.read():
-                            completed.append(n)
-                except OSError as error:
-                    print(f"  stream {n} failed: {error}")
-
-            step(f"streams: {STREAMS} turns of {STREAM_SECONDS} s each through /codex/api/responses,"
-                 " with whoami under wrk meanwhile")
-            threads = [threading.Thread(target=one_stream, args=(n,)) for n in range(STREAMS)]
-            for thread in threads:
-                thread.start()
-            time.sleep(3)  # every stream open and waiting on the model
-            whoami = wrk(server.base + "/api/v1/whoami", "GET", tokens_file, None,
-                         STREAM_SECONDS - 10)
-            for thread in threads:
-                thread.join(STREAM_SECONDS + 90)
-    print(f"  streams completed: {len(completed)} of {STREAMS}; whoami meanwhile "
-          f"{whoami.rps:.1f} req/s, p99 {whoami.p99_us / 1000:.1f} ms")
-    return StreamResult(streams=STREAMS, completed=len(completed), whoami=whoami,
-                        serving=f"{WORKERS} x {threads_each} threads")
+    email = f"owner@{slug}.test"
+    workspace, _ = Workspace.objects.get_or_create(slug=slug, defaults={
+        "name": slug.title(), "allow_codex_local": True, "allow_access_tokens": True})
+    user = User.objects.filter(email=email).first() or User.objects.create_user(
+        email, secrets.token_urlsafe(16), name="Owner")
+    Membership.objects.get_or_create(workspace=workspace, user=user, defaults={"role": "owner"})
+    plaintext = codec.generate()
+    AccessToken.objects.create(workspace=workspace, created_by=user, name=f"bench {time.time()}",
+                               digest=codec.digest(plaintext), last_characters=plaintext[-4:])
+    return plaintext, email
 
 
 # Requests that must take the same time whatever they name ------------------------------
@@ -695,6 +731,126 @@ def mail_timing_phase(env: dict, tmp: Path) -> MailTiming:
                       medians["leak unknown"], failed)
 
 
+FEDERATION_SAMPLES = 300
+FEDERATION_SLUG = "bench-federation"
+EXCHANGE_P50_TARGET_MS = 20
+
+
+@dataclass
+class FederationTiming:
+    exchange_p50_ms: float
+    exchange_p99_ms: float
+    # The CPU one exchange cost this process (the client and the server: Python's share, the
+    # database's not included), which other programs on the machine barely move; and the load
+    # average then, as wall times grow with it.
+    exchange_cpu_ms: float
+    load_average: float
+    run_exchanged_p50_ms: float
+    run_exchanged_p99_ms: float
+    run_ordinary_p50_ms: float
+    run_ordinary_p99_ms: float
+    failed: int
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(fraction * len(values)) - 1))]
+
+
+def federation_phase(samples: int) -> FederationTiming:
+    """The exchange with the issuer's keys cached, and the run start with an exchanged token
+    beside an ordinary one, as server time (Django's test client in this process, DEBUG off).
+    The stand-in issuer (tests/federation.py) is on loopback, which only DEBUG allows: DEBUG is
+    on for the one request that fetches its keys, off for every timed one."""
+    from django.conf import settings
+    from django.test import Client
+    from django.utils.timezone import now as django_now
+
+    from tests.federation import StandinIssuer, github_claims, make_rule
+    from tokens import codec
+    from tokens.models import AccessToken, FederationRule, Run
+    from workspaces.models import Membership, Plan, User, Workspace
+
+    workspace, _ = Workspace.objects.get_or_create(slug=FEDERATION_SLUG, defaults={
+        "name": "Keyless runs", "plan": Plan.ENTERPRISE, "allow_codex_local": True,
+        "allow_access_tokens": True})
+    user = User.objects.filter(email="ci@bench-federation.test").first() or \
+        User.objects.create_user("ci@bench-federation.test", secrets.token_urlsafe(16), name="CI")
+    membership, _ = Membership.objects.get_or_create(workspace=workspace, user=user,
+                                                     defaults={"role": "owner"})
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    failed = 0
+    times: dict[str, list[float]] = {"exchange": [], "run exchanged": [], "run ordinary": []}
+    client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="198.51.100.7")
+    with StandinIssuer() as issuer:
+        # An earlier run's rule named another issuer (its port): set it aside.
+        FederationRule.objects.live().filter(workspace=workspace).update(
+            deleted_at=django_now(), enabled=False)
+        rule = make_rule(membership, issuer=issuer.url, audience="https://bench.test",
+                         name="release", subject="repo:acme/release:ref:refs/heads/main")
+        assertions = [issuer.sign(github_claims(issuer.url, audience="https://bench.test"))
+                      for _ in range(samples + 6)]
+
+        def exchange(assertion: str) -> tuple[float, int, str]:
+            started = time.perf_counter()
+            response = client.post("/api/v1/oauth/token", urlencode({
+                "grant_type": grant, "federation_rule_id": rule.pk, "assertion": assertion}),
+                content_type="application/x-www-form-urlencoded")
+            elapsed = (time.perf_counter() - started) * 1000
+            token = response.json().get("access_token", "") if response.status_code == 200 else ""
+            return elapsed, response.status_code, token
+
+        debug = settings.DEBUG
+        settings.DEBUG = True  # the first exchange fetches the loopback issuer's keys
+        try:
+            _, status, exchanged = exchange(assertions[0])
+        finally:
+            settings.DEBUG = debug
+        failed += status != 200
+        step(f"keyless runs: {samples} exchanges with the issuer's keys cached, then {samples} "
+             "run starts with an exchanged token and with an ordinary one, interleaved")
+        cpu = 0.0
+        for n, assertion in enumerate(assertions[1:]):
+            cpu_before = time.process_time()
+            elapsed, status, _ = exchange(assertion)
+            failed += status != 200
+            if n >= 5:
+                times["exchange"].append(elapsed)
+                cpu += time.process_time() - cpu_before
+        ordinary = codec.generate()
+        AccessToken.objects.create(workspace=workspace, created_by=user, name="ordinary",
+                                   digest=codec.digest(ordinary), last_characters=ordinary[-4:])
+        for n in range(samples + 5):
+            for name, token in (("run exchanged", exchanged), ("run ordinary", ordinary)):
+                started = time.perf_counter()
+                response = client.post("/api/v1/runs", RUN_BODY, content_type="application/json",
+                                       HTTP_AUTHORIZATION=f"Bearer {token}")
+                elapsed = (time.perf_counter() - started) * 1000
+                failed += response.status_code != 201
+                if n >= 5:
+                    times[name].append(elapsed)
+    recorded = Run.objects.filter(workspace=workspace, federation_rule=rule).count()
+    failed += recorded < samples
+    result = FederationTiming(
+        _percentile(times["exchange"], .5), _percentile(times["exchange"], .99),
+        cpu * 1000 / samples, os.getloadavg()[0],
+        _percentile(times["run exchanged"], .5), _percentile(times["run exchanged"], .99),
+        _percentile(times["run ordinary"], .5), _percentile(times["run ordinary"], .99), failed)
+    verdict = "PASS" if result.exchange_p50_ms < EXCHANGE_P50_TARGET_MS else "FAIL"
+    print(f"  exchange, keys cached   p50 {result.exchange_p50_ms:6.1f} ms   "
+          f"p99 {result.exchange_p99_ms:6.1f} ms   (target p50 < {EXCHANGE_P50_TARGET_MS} ms: "
+          f"{verdict})")
+    print(f"  exchange, CPU of this process {result.exchange_cpu_ms:5.1f} ms each; load average "
+          f"{result.load_average:.2f} on {len(os.sched_getaffinity(0))} CPUs")
+    print(f"  run start, exchanged    p50 {result.run_exchanged_p50_ms:6.1f} ms   "
+          f"p99 {result.run_exchanged_p99_ms:6.1f} ms")
+    print(f"  run start, ordinary     p50 {result.run_ordinary_p50_ms:6.1f} ms   "
+          f"p99 {result.run_ordinary_p99_ms:6.1f} ms")
+    if failed:
+        print(f"  {failed} requests did not get the expected answer")
+    return result
+
+
 def _timed(host: str, port: int, method: str, path: str, body: str,
            headers: dict) -> tuple[float, int]:
     """One request on a new connection: (ms until the whole answer was read, status)."""
@@ -725,7 +881,7 @@ def _reset_form(host: str, port: int) -> tuple[str, str]:
 
 
 def report(loads: dict[str, Load], pages: dict[str, PageTiming], other_errors: int,
-           busy: float, nproc: int, streams: StreamResult) -> bool:
+           busy: float, nproc: int, scale_targets: list[tuple]) -> bool:
     """Print the tables and targets; True when a request failed."""
     bare, bare_cpu = loads[BARE].rps, loads[BARE].cpu_ms
     app = loads[APP_FLOOR].rps
@@ -771,19 +927,14 @@ def report(loads: dict[str, Load], pages: dict[str, PageTiming], other_errors: i
              pages[name].median_ms < limit, "")
             for name, limit in PAGE_TARGETS.items()
         ),
-        (f"whoami p99 < {STREAM_TARGET_P99_MS} ms, {streams.streams} streams open",
-         f"{streams.whoami.p99_us / 1000:.1f} ms",
-         # wrk counts no error for a call that never gets an answer: none answered is a fail.
-         streams.whoami.requests > 0 and streams.whoami.p99_us / 1000 < STREAM_TARGET_P99_MS,
-         f"({streams.whoami.rps:.0f} req/s, {streams.serving})"),
+        *scale_targets,
     ]
     step("targets")
     for label, value, passed, note in targets:
         print(f"  {label:<44} {value:>10}  {'PASS' if passed else 'FAIL'}  {note}".rstrip())
 
     errors = sum(load.errors for load in loads.values()) + other_errors
-    errors += streams.whoami.errors + streams.streams - streams.completed
-    errors += sum(1 for load in (*loads.values(), streams.whoami) if load.requests == 0)
+    errors += sum(1 for load in loads.values() if load.requests == 0)
     bad_pages = sum(timing.bad_statuses for timing in pages.values())
     step("errors")
     print(f"  failed requests: {errors} under load (warm-up and lost runs included), "

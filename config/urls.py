@@ -3,13 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from console.views import healthz
-from tokens import api, gateway
+from tokens import api, gateway, turns
 from workspaces.forms import EmailAuthenticationForm
 from workspaces.views import accounts, home
 
 urlpatterns = [
     # First: automation calls these most, and patterns are tried in order.
     path("api/v1/", include(api.urlpatterns)),
+    path("codex/api/responses", turns.responses, name="codex_responses"),
     path("codex/", include(gateway.urlpatterns)),
     path("", home.home, name="home"),
     path("healthz", healthz, name="healthz"),

@@ -104,3 +104,14 @@ def smtp_server(settings):
     if server.inbox.hold is not None:
         server.inbox.hold.set()
     server.stop()
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """The production ASGI application (config/asgi.py) served by uvicorn in this process, on
+    a free port, against the test database: `.url`, and `.client` (tests/asgi_client.py)."""
+    from .asgi_client import AsgiServer, Client
+
+    with AsgiServer() as server:
+        server.client = Client(server.url)
+        yield server

@@ -12,6 +12,7 @@ ADMIN_CAPABILITIES = {
     Perm.MANAGE_SETTINGS, Perm.MANAGE_MEMBERS, Perm.MANAGE_GROUPS, Perm.MANAGE_CUSTOM_ROLES,
     Perm.VIEW_GOVERNANCE, Perm.VIEW_AUDIT_LOG, Perm.VIEW_ACCESS_TOKENS, Perm.MANAGE_ACCESS_TOKENS,
     Perm.MANAGE_SERVICE_ACCOUNTS,
+    Perm.MANAGE_FEDERATION,
 }
 
 # Custom role held through a group: (grants Codex Local, grants access tokens, grants Codex
@@ -37,9 +38,10 @@ def expected(perm, role, plan, allow_local, allow_tokens, custom):
         Perm.USE_CODEX_LOCAL: local,
         Perm.USE_ACCESS_TOKENS: tokens,
         Perm.VIEW_ACCESS_TOKENS: tokens,
-        # Codex admin: Settings and Permissions and Governance, nothing else.
+        # Codex admin: Settings and Permissions, Governance and Federation, nothing else.
         Perm.MANAGE_SETTINGS: custom_admin,
         Perm.VIEW_GOVERNANCE: custom_admin,
+        Perm.MANAGE_FEDERATION: custom_admin,
     }.get(perm, False)
 
 

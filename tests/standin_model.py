@@ -5,11 +5,19 @@ streaming benchmark."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ANSWER = "Hello from the stand-in model."
+
+
+class _Forgetful(list):
+    """Requests not kept (a benchmark sends thousands)."""
+
+    def append(self, item):
+        pass
 
 
 def sse(kind: str, **fields) -> bytes:
@@ -28,6 +36,10 @@ def answer_events(text: str = ANSWER) -> list[bytes]:
     ]
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the benchmark opens a thousand turns within seconds
+
+
 class StandinModel:
     """`with StandinModel() as model:` serves on `model.url`; `model.requests` holds what came.
 
@@ -37,14 +49,23 @@ class StandinModel:
     """
 
     def __init__(self, text: str = ANSWER, seconds: float = 0.0, status: int = 200,
-                 message: str = "no"):
+                 message: str = "no", error_body: bytes | None = None,
+                 error_type: str = "application/json", error_headers: dict | None = None,
+                 break_after: int | None = None):
+        """A non-200 `status` answers `error_body` (by default a JSON error whose message is
+        `message`) as `error_type` with `error_headers`; `break_after` events, the stream
+        breaks off (the connection is closed without the stream's end)."""
         self.text, self.seconds, self.status, self.message = text, seconds, status, message
+        self.error_body, self.error_type = error_body, error_type
+        self.error_headers, self.break_after = error_headers or {}, break_after
         self.requests: list[dict] = []
         self.hold: threading.Event | None = None
+        self.on_request = None  # called as each request arrives, before the answer
         model = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # each event goes out as it is written
 
             def log_message(self, *args):
                 pass
@@ -53,11 +74,17 @@ class StandinModel:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 model.requests.append({"path": self.path, "headers": dict(self.headers),
                                        "body": body})
+                if model.on_request is not None:
+                    model.on_request()
                 if model.status != 200:
-                    payload = json.dumps({"error": {"code": "upstream",
-                                                    "message": model.message}}).encode()
+                    payload = model.error_body
+                    if payload is None:
+                        payload = json.dumps({"error": {"code": "upstream",
+                                                        "message": model.message}}).encode()
                     self.send_response(model.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", model.error_type)
+                    for name, value in model.error_headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
@@ -72,6 +99,13 @@ class StandinModel:
                     events = events[:1] + [sse("response.output_text.delta", delta=".")
                                            for _ in range(ticks)] + events[1:]
                 for n, event in enumerate(events):
+                    if n == model.break_after:
+                        half = event[: len(event) // 2]  # half an event, then nothing
+                        self.wfile.write(f"{len(half):x}\r\n".encode() + half + b"\r\n")
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.wfile.write(f"{len(event):x}\r\n".encode() + event + b"\r\n")
                     self.wfile.flush()
                     if n == 0 and model.hold is not None:
@@ -81,7 +115,7 @@ class StandinModel:
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/responses"
 
@@ -95,3 +129,15 @@ class StandinModel:
             self.hold.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # for the benchmark: a provider in a process of its own
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A stand-in model provider on loopback.")
+    parser.add_argument("--seconds", type=float, default=0.0, help="how long each answer lasts")
+    args = parser.parse_args()
+    with StandinModel(seconds=args.seconds) as model:
+        model.requests = _Forgetful()
+        print(model.url, flush=True)
+        model.thread.join()  # until SIGTERM

@@ -586,7 +586,7 @@ def test_the_hot_paths_column_names_are_the_statements(owner):
         now = timezone.now()
         params = {"digest": "none", "now": now, "day": now.date(), "fresh": now, "client": "",
                   "command": "", "ip": None, "agent": "", "thread_id": "", "model": "",
-                  "sandbox_mode": "", **POLICY}
+                  "sandbox_mode": "", "turn_id": "", **POLICY}
         with connection.cursor() as c:
             c.execute(RUN_START_SQL, params)
             assert tuple(col[0] for col in c.description) == RunFacts._fields

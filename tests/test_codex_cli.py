@@ -54,13 +54,14 @@ def codex_bin():
 
 
 @pytest.fixture
-def cli(codex_bin, live_server, tmp_path):
-    """Run the CLI against the live server, in its own CODEX_HOME; returns the finished process."""
+def cli(codex_bin, asgi_server, tmp_path):
+    """Run the CLI against the console as production serves it (config/asgi.py under uvicorn:
+    turns on the event loop), in its own CODEX_HOME; returns the finished process."""
     home = tmp_path / "codex-home"
     home.mkdir()
     workdir = tmp_path / "work"
     workdir.mkdir()
-    base = live_server.url
+    base = asgi_server.url
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "CODEX_HOME": str(home),
         "CODEX_AUTHAPI_BASE_URL": f"{base}/codex/auth", "NO_COLOR": "1", "TERM": "dumb",
@@ -147,21 +148,21 @@ def assert_tells_how_to_see_why(result, console_url):
 
 
 def test_after_revocation_exec_fails_records_nothing_and_says_how_to_see_why(
-        cli, model, owner, live_server):
+        cli, model, owner, asgi_server):
     token, plaintext = make_token(owner)
     assert cli.login(plaintext).returncode == 0
     lifecycle.token_revoke(token=token, acting=owner, actor=Actor(owner.user))
     result = cli.exec("say hi")
     assert result.returncode != 0
     assert ANSWER not in result.stdout
-    assert_tells_how_to_see_why(result, live_server.url)
+    assert_tells_how_to_see_why(result, asgi_server.url)
     assert not Run.objects.exists() and model.requests == []
     # The line it gives names the reason.
     reason = Client().get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert reason.json()["error"]["code"] == "token_revoked"
 
 
-def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, live_server,
+def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, asgi_server,
                                                                     member_with_token_permission):
     _, plaintext = make_token(member_with_token_permission)
     CustomRole.objects.update(grants_access_tokens=False)
@@ -170,7 +171,7 @@ def test_a_member_who_lost_the_permission_is_denied_through_the_cli(cli, model, 
     assert "403 Forbidden" in login.stdout + login.stderr
     result = cli.exec("say hi")
     assert result.returncode != 0
-    assert_tells_how_to_see_why(result, live_server.url)
+    assert_tells_how_to_see_why(result, asgi_server.url)
     assert not Run.objects.exists() and model.requests == []
     assert AccessToken.objects.get().revoked_at is None  # suspended, not revoked
 
@@ -197,3 +198,51 @@ def test_a_service_accounts_token_runs_codex_exec(cli, model, owner, workspace):
     page = viewer.get("/w/acme/admin/governance/").content.decode()
     row = page.rsplit("<tbody>", 1)[1].split("</tr>")[0]
     assert "svc:nightly-ci" in row and f"codex_exec {VERSION}" in row
+
+
+def test_a_github_shaped_workflow_exchanges_its_token_and_runs_keyless(cli, model, live_server,
+                                                                       settings, owner,
+                                                                       member_with_token_permission):
+    """Keyless runs, end to end: a workflow shaped like GitHub's presents its OpenID Connect
+    token (from a stand-in issuer on loopback) to the exchange, runs the real CLI with the
+    access token it receives, and shows on governance as its repository and workflow. No
+    secret was stored anywhere: the rule holds none, and the token lives minutes."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from .federation import StandinIssuer, github_claims, make_rule
+
+    settings.DEBUG = True  # the stand-in issuer is http://127.0.0.1:<port>
+    with StandinIssuer() as issuer:
+        rule = make_rule(member_with_token_permission, issuer=issuer.url,
+                         audience=live_server.url, name="release workflow",
+                         subject="repo:acme/release:ref:refs/heads/main",
+                         claims={"repository_owner_id": "1001"})
+        oidc_token = issuer.sign(github_claims(issuer.url, audience=live_server.url,
+                                               workflow="Release", run_id="9001"))
+        body = urllib.parse.urlencode({
+            "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+            "federation_rule_id": str(rule.pk), "assertion": oidc_token}).encode()
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{live_server.url}/api/v1/oauth/token", data=body, method="POST"),
+                timeout=30) as answer:
+            exchanged = json.load(answer)
+    access_token = exchanged["access_token"]
+    assert exchanged["user_id"] == f"user-{member_with_token_permission.user_id}"
+    login = cli.login(access_token)
+    assert login.returncode == 0, login.stdout + login.stderr
+    result = cli.exec("say hi")
+    assert result.returncode == 0, result.stderr
+    assert ANSWER in result.stdout
+    run = Run.objects.get()
+    assert run.federation_rule == rule and run.user == member_with_token_permission.user
+    assert run.workload == {"repository": "acme/release", "workflow": "Release",
+                            "ref": "refs/heads/main", "run_id": "9001"}
+    assert run.client == f"codex_exec {VERSION}"
+    viewer = Client()
+    viewer.force_login(owner.user)
+    page = viewer.get("/w/acme/admin/governance/").content.decode()
+    row = page.rsplit("<tbody>", 1)[1].split("</tr>")[0]
+    assert "release workflow" in row and "repository=acme/release" in row
+    assert "workflow=Release" in row and f"codex_exec {VERSION}" in row

@@ -54,5 +54,6 @@ def test_links_stay_inside_the_repository():
 
 def test_the_readme_points_at_the_docs():
     readme = (ROOT / "README.md").read_text()
-    for name in ("docs/api.md", "docs/codex-cli.md", "docs/secret-scanning.md"):
+    for name in ("docs/api.md", "docs/codex-cli.md", "docs/secret-scanning.md",
+                 "docs/federation.md"):
         assert f"]({name})" in readme, name

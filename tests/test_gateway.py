@@ -2,6 +2,7 @@
 config bundle, the WebSocket refusal, and the run gateway (check, one run per thread, relay)."""
 
 import json
+import socket
 import threading
 import tomllib
 from datetime import timedelta
@@ -39,9 +40,9 @@ def metadata(thread="thread-1", turn="turn-1", **extra):
                        "request_kind": "turn", **extra})
 
 
-def post_turn(client, token, thread="thread-1", body=None, compress=True, **extra):
+def post_turn(client, token, thread="thread-1", body=None, compress=True, turn="turn-1", **extra):
     body = body if body is not None else turn_body()
-    headers = {"HTTP_USER_AGENT": AGENT, "HTTP_X_CODEX_TURN_METADATA": metadata(thread),
+    headers = {"HTTP_USER_AGENT": AGENT, "HTTP_X_CODEX_TURN_METADATA": metadata(thread, turn),
                "HTTP_ACCEPT": "text/event-stream"}
     if compress:
         body = zstandard.ZstdCompressor().compress(body)
@@ -60,6 +61,12 @@ def assert_error(response, status, code):
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == code
+
+
+@pytest.fixture
+def turns(asgi_server):
+    """Turns go to the production ASGI application, served by uvicorn (tokens/turns.py)."""
+    return asgi_server.client
 
 
 @pytest.fixture
@@ -173,9 +180,17 @@ def test_a_turn_without_a_token_says_why_and_how_to_see_the_reason(client, owner
     assert not Run.objects.exists()
 
 
-def test_a_turn_is_checked_recorded_and_answered_by_the_demo_model(client, owner, demo):
+def test_a_turn_without_a_token_says_why_through_the_server(asgi_server, demo):
+    """The same answer from the production server, with the address the CLI reached it by."""
+    response = post_turn(asgi_server.client, None)
+    assert_error(response, 401, "missing_token")
+    assert (f'"Authorization: Bearer $CODEX_ACCESS_TOKEN" {asgi_server.url}/api/v1/whoami ('
+            in response.json()["error"]["message"])
+
+
+def test_a_turn_is_checked_recorded_and_answered_by_the_demo_model(turns, owner, demo):
     token, plaintext = make_token(owner, name="laptop")
-    response = post_turn(client, plaintext)
+    response = post_turn(turns, plaintext)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream"
     assert response["Cache-Control"] == "no-store"
@@ -189,36 +204,43 @@ def test_a_turn_is_checked_recorded_and_answered_by_the_demo_model(client, owner
                            "thread-1", 1)
 
 
-def test_later_turns_of_a_thread_count_on_its_run(client, owner, demo):
+def test_later_turns_of_a_thread_count_on_its_run(turns, owner, demo):
     _, plaintext = make_token(owner)
-    for _ in range(3):
-        streamed(post_turn(client, plaintext, thread="thread-1"))
-    streamed(post_turn(client, plaintext, thread="thread-2"))
+    for n in range(3):
+        streamed(post_turn(turns, plaintext, thread="thread-1", turn=f"turn-{n}"))
+    streamed(post_turn(turns, plaintext, thread="thread-2"))
     assert sorted(Run.objects.values_list("thread_id", "turns")) == [("thread-1", 3),
                                                                      ("thread-2", 1)]
 
 
-def test_an_uncompressed_body_works_too(client, owner, demo):
+def test_a_retried_turn_counts_once(turns, owner, demo):
     _, plaintext = make_token(owner)
-    assert b"response.completed" in streamed(post_turn(client, plaintext, compress=False))
+    for turn in ("turn-1", "turn-1", "turn-2", "turn-2", "turn-2", "turn-3"):
+        streamed(post_turn(turns, plaintext, turn=turn))
+    assert list(Run.objects.values_list("turns", "last_turn_id")) == [(3, "turn-3")]
 
 
-def test_a_conversation_that_quotes_a_token_is_no_refusal(client, owner, demo):
+def test_an_uncompressed_body_works_too(turns, owner, demo):
+    _, plaintext = make_token(owner)
+    assert b"response.completed" in streamed(post_turn(turns, plaintext, compress=False))
+
+
+def test_a_conversation_that_quotes_a_token_is_no_refusal(turns, owner, demo):
     _, plaintext = make_token(owner)
     _, other = make_token(owner)
-    response = post_turn(client, plaintext, body=turn_body(f"why does {other} fail?"))
+    response = post_turn(turns, plaintext, body=turn_body(f"why does {other} fail?"))
     assert response.status_code == 200
 
 
 @pytest.mark.parametrize("who", ["nobody", "revoked", "denied"])
-def test_a_refused_turn_records_and_forwards_nothing(client, settings, owner,
+def test_a_refused_turn_records_and_forwards_nothing(turns, settings, owner,
                                                      member_with_token_permission, who):
     _, revoked = make_token(owner, revoked_at=timezone.now())
     _, denied = make_token(member_with_token_permission)
     CustomRole.objects.update(grants_access_tokens=False)
     with StandinModel() as model:
         settings.CODEX_UPSTREAM_URL = model.url
-        response = post_turn(client, {"nobody": None, "revoked": revoked, "denied": denied}[who])
+        response = post_turn(turns, {"nobody": None, "revoked": revoked, "denied": denied}[who])
         assert model.requests == []
     status, code = {"nobody": (401, "missing_token"), "revoked": (401, "token_revoked"),
                     "denied": (403, "access_denied")}[who]
@@ -226,13 +248,13 @@ def test_a_refused_turn_records_and_forwards_nothing(client, settings, owner,
     assert not Run.objects.exists()
 
 
-def test_the_turn_goes_to_the_provider_with_its_key_and_streams_back(client, settings, owner):
+def test_the_turn_goes_to_the_provider_with_its_key_and_streams_back(turns, settings, owner):
     _, plaintext = make_token(owner)
     settings.CODEX_UPSTREAM_API_KEY = "sk-provider-key"
     with StandinModel() as model:
         settings.CODEX_UPSTREAM_URL = model.url
         model.hold = threading.Event()
-        response = post_turn(client, plaintext)
+        response = post_turn(turns, plaintext)
         assert response.status_code == 200
         chunks = iter(response.streaming_content)
         first = next(chunks)  # arrives while the provider still holds the rest back
@@ -254,23 +276,128 @@ def test_the_turn_goes_to_the_provider_with_its_key_and_streams_back(client, set
     ("{root}", "/responses"),
     ("{root}/openai/v1?api-version=preview", "/openai/v1/responses?api-version=preview"),
 ])
-def test_the_provider_url_in_either_form(client, settings, owner, form, path):
+def test_the_provider_url_in_either_form(turns, settings, owner, form, path):
     _, plaintext = make_token(owner)
     with StandinModel() as model:
         settings.CODEX_UPSTREAM_URL = form.format(root=model.url.removesuffix("/v1/responses"))
-        response = post_turn(client, plaintext)
+        response = post_turn(turns, plaintext)
         assert response.status_code == 200
         assert ANSWER.encode() in streamed(response)
     assert [sent["path"] for sent in model.requests] == [path]
 
 
-def test_a_provider_error_is_passed_on(client, settings, owner):
+def test_a_provider_error_is_passed_on(turns, settings, owner):
     _, plaintext = make_token(owner)
-    with StandinModel(status=429) as model:
+    with StandinModel(status=429, error_headers={"Retry-After": "7"}) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(turns, plaintext)
+    assert response.status_code == 429
+    assert response["Content-Type"] == "application/json" and response["Retry-After"] == "7"
+    assert response.json()["error"]["code"] == "upstream"
+    assert not Run.objects.exists()  # the provider did not take the turn
+
+
+@pytest.mark.parametrize("status,body,kind", [
+    (400, b"<html><script>alert(1)</script></html>", "text/html"),
+    (422, b"not json", "application/json"),
+    (302, b"", "text/plain"),
+])
+def test_a_provider_answer_the_cli_would_not_understand_is_502(turns, settings, owner, status,
+                                                                body, kind):
+    _, plaintext = make_token(owner)
+    with StandinModel(status=status, error_body=body, error_type=kind,
+                      error_headers={"Location": "http://elsewhere.test/"}) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        response = post_turn(turns, plaintext)
+    assert_error(response, 502, "upstream_unavailable")
+    assert b"script" not in response.content and "Location" not in response.answer.headers
+    assert not Run.objects.exists()
+
+
+def test_a_stream_that_breaks_midway_ends_with_the_error_event(turns, settings, owner):
+    _, plaintext = make_token(owner)
+    with StandinModel(break_after=1) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        model.hold = threading.Event()  # the stream breaks once the first event came through
+        response = post_turn(turns, plaintext)
+        assert response.status_code == 200
+        chunks = iter(response.streaming_content)
+        first = next(chunks)
+        model.hold.set()
+        events = (first + b"".join(chunks)).decode()
+    assert events.index("response.created") < events.index("event: error")
+    assert "response.completed" not in events
+    last = events.rstrip("\n").rsplit("\n\n", 1)[-1]  # the last event, whole
+    assert last.startswith("event: error\ndata: ")
+    data = json.loads(last.split("data: ", 1)[1])
+    assert data["type"] == "error" and data["code"] == "upstream_unavailable"
+    assert Run.objects.count() == 1  # the provider took the turn
+
+
+def test_a_token_revoked_while_the_provider_answers_records_nothing(turns, settings, owner):
+    """Revoked after the check, before the record: the record (which checks again) is
+    refused, the stream ends with the error event, and no run is recorded."""
+    token, plaintext = make_token(owner)
+    with StandinModel() as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        model.on_request = lambda: AccessToken.objects.filter(pk=token.pk).update(
+            revoked_at=timezone.now())
+        response = post_turn(turns, plaintext)
+        events = streamed(response).decode()
+    last = events.rstrip("\n").rsplit("\n\n", 1)[-1]
+    assert last.startswith("event: error\n") and "revoked" in last
+    assert len(model.requests) == 1 and not Run.objects.exists()
+
+
+@pytest.mark.parametrize("who", ["nobody", "revoked"])
+def test_a_refused_token_is_refused_before_its_body_is_sent(asgi_server, owner, who):
+    """Only the headers are sent, announcing 16 MiB of zstd: the refusal arrives without the
+    console waiting for (or reading) a byte of the body."""
+    _, revoked = make_token(owner, revoked_at=timezone.now())
+    auth = f"Authorization: Bearer {revoked}\r\n" if who == "revoked" else ""
+    with socket.create_connection(("127.0.0.1", asgi_server.port), timeout=5) as sock:
+        sock.sendall((f"POST {RESPONSES} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+                      "Content-Type: application/json\r\nContent-Encoding: zstd\r\n"
+                      f"Content-Length: {16 * 1024 * 1024}\r\n\r\n").encode())
+        answer = sock.recv(65536).decode()  # a timeout here: the console waited for the body
+    code = "missing_token" if who == "nobody" else "token_revoked"
+    assert answer.startswith("HTTP/1.1 401 ") and code in answer
+    assert "x-content-type-options: nosniff" in answer.lower()
+    assert not Run.objects.exists()
+
+
+def test_a_body_announced_too_large_is_refused_before_it_is_sent(asgi_server, owner, settings,
+                                                                 demo):
+    _, plaintext = make_token(owner)
+    with socket.create_connection(("127.0.0.1", asgi_server.port), timeout=5) as sock:
+        sock.sendall((f"POST {RESPONSES} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Authorization: Bearer {plaintext}\r\n"
+                      f"Content-Length: {settings.CODEX_GATEWAY_MAX_BODY + 1}\r\n\r\n").encode())
+        answer = sock.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 413 ") and "request_too_large" in answer
+
+
+def test_the_demo_model_answers_under_django_too(client, owner, demo):
+    """`make run` serves turns through Django's development server."""
+    token, plaintext = make_token(owner)
+    response = post_turn(client, plaintext)
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    assert b"response.completed" in streamed(response)
+    assert Run.objects.get().token == token
+
+
+def test_a_turn_under_django_takes_the_same_steps(client, settings, owner):
+    """The development server and the test client serve turns through Django: the same steps."""
+    token, plaintext = make_token(owner)
+    with StandinModel() as model:
         settings.CODEX_UPSTREAM_URL = model.url
         response = post_turn(client, plaintext)
-    assert response.status_code == 429
-    assert response.json()["error"]["code"] == "upstream"
+        assert response.status_code == 200
+        assert b"response.completed" in streamed(response)
+    with StandinModel(status=500) as model:
+        settings.CODEX_UPSTREAM_URL = model.url
+        assert_error(post_turn(client, plaintext, thread="thread-2"), 502, "upstream_unavailable")
+    assert list(Run.objects.values_list("token", "thread_id")) == [(token.pk, "thread-1")]
 
 
 @pytest.fixture
@@ -310,71 +437,81 @@ def test_a_provider_echoing_our_key_logs_no_key(client, settings, owner, written
 
 
 @pytest.mark.parametrize("status", [401, 403, 500, 503])
-def test_a_provider_refusing_the_consoles_key_or_failing_is_502(client, settings, owner, status,
+def test_a_provider_refusing_the_consoles_key_or_failing_is_502(turns, settings, owner, status,
                                                                  caplog):
     """Not the user's token: a 401 passed on would make the CLI think its token was refused."""
     _, plaintext = make_token(owner)
     with StandinModel(status=status) as model:
         settings.CODEX_UPSTREAM_URL = model.url
-        response = post_turn(client, plaintext)
+        response = post_turn(turns, plaintext)
     assert_error(response, 502, "upstream_unavailable")
     assert f"answered {status}" in response.json()["error"]["message"]
     assert "\"no\"" not in response.content.decode()  # the provider's own words stay out
     assert f"The model provider answered {status}" in caplog.text
+    assert not Run.objects.exists()
 
 
-def test_metadata_that_is_not_storable_text_is_cleaned(client, owner, demo):
+def test_metadata_that_is_not_storable_text_is_cleaned(turns, owner, demo):
     _, plaintext = make_token(owner)
-    response = post_turn(client, plaintext, HTTP_X_CODEX_TURN_METADATA=json.dumps(
-        {"thread_id": "t\u0000one", "model": "gpt\ud800x", "sandbox_mode": 7}))
+    body = json.dumps({"model": "gpt\ud800x", "input": []}).encode()
+    response = post_turn(turns, plaintext, body=body, HTTP_X_CODEX_TURN_METADATA=json.dumps(
+        {"thread_id": "t\u0000one", "model": "other", "sandbox_mode": 7}))
     assert response.status_code == 200
     run = Run.objects.get()
     assert (run.thread_id, run.model, run.sandbox_mode) == ("tone", "gpt?x", "")
 
 
-def test_a_body_of_several_zstd_frames_arrives_whole(client, owner, settings):
+def test_the_model_recorded_is_the_one_the_body_sent(turns, owner, demo):
+    _, plaintext = make_token(owner)
+    body = json.dumps({"model": "gpt-from-body", "input": []}).encode()
+    streamed(post_turn(turns, plaintext, body=body))  # the header says gpt-6.2-sol
+    assert Run.objects.get().model == "gpt-from-body"
+
+
+def test_a_body_of_several_zstd_frames_arrives_whole(turns, owner, settings):
     _, plaintext = make_token(owner)
     body = turn_body("a prompt long enough to split " * 10)
     frames = b"".join(zstandard.ZstdCompressor().compress(part)
                       for part in (body[:len(body) // 2], body[len(body) // 2:]))
     with StandinModel() as model:
         settings.CODEX_UPSTREAM_URL = model.url
-        response = post_turn(client, plaintext, body=frames, compress=False,
+        response = post_turn(turns, plaintext, body=frames, compress=False,
                              HTTP_CONTENT_ENCODING="zstd")
         streamed(response)
     assert model.requests[0]["body"] == body
 
 
-def test_an_unreachable_provider_is_502(client, settings, owner):
+def test_an_unreachable_provider_is_502(turns, settings, owner):
     _, plaintext = make_token(owner)
     settings.CODEX_UPSTREAM_URL = "http://127.0.0.1:1/v1/responses"
-    assert_error(post_turn(client, plaintext), 502, "upstream_unavailable")
-
-
-def test_no_provider_without_debug_is_503(client, settings, owner):
-    settings.DEBUG, settings.CODEX_UPSTREAM_URL = False, ""
-    _, plaintext = make_token(owner)
-    _, revoked = make_token(owner, revoked_at=timezone.now())
-    assert_error(post_turn(client, plaintext), 503, "no_model_provider")
-    assert_error(post_turn(client, revoked), 401, "token_revoked")
+    assert_error(post_turn(turns, plaintext), 502, "upstream_unavailable")
     assert not Run.objects.exists()
 
 
-def test_bad_bodies(client, settings, owner, demo):
+def test_no_provider_without_debug_is_503(turns, settings, owner):
+    settings.DEBUG, settings.CODEX_UPSTREAM_URL = False, ""
     _, plaintext = make_token(owner)
-    assert_error(post_turn(client, plaintext, body=b"not zstd", compress=False,
+    _, revoked = make_token(owner, revoked_at=timezone.now())
+    assert_error(post_turn(turns, plaintext), 503, "no_model_provider")
+    assert_error(post_turn(turns, revoked), 401, "token_revoked")
+    assert not Run.objects.exists()
+
+
+def test_bad_bodies(turns, settings, owner, demo):
+    _, plaintext = make_token(owner)
+    assert_error(post_turn(turns, plaintext, body=b"not zstd", compress=False,
                            HTTP_CONTENT_ENCODING="zstd"), 400, "invalid_request")
-    assert_error(post_turn(client, plaintext, compress=False, HTTP_CONTENT_ENCODING="br"),
+    assert_error(post_turn(turns, plaintext, compress=False, HTTP_CONTENT_ENCODING="br"),
                  415, "unsupported_encoding")
     settings.CODEX_GATEWAY_MAX_BODY = 100
-    assert_error(post_turn(client, plaintext, body=b"x" * 50 + turn_body()), 413,
+    assert_error(post_turn(turns, plaintext, body=b"x" * 50 + turn_body()), 413,
                  "request_too_large")
     assert not Run.objects.exists()
 
 
-def test_a_token_in_the_query_string_is_refused(client, owner, demo):
+def test_a_token_in_the_query_string_is_refused(turns, owner, demo):
     _, plaintext = make_token(owner)
-    response = client.post(f"{RESPONSES}?access_token={plaintext}", turn_body(),
+    response = turns.post(f"{RESPONSES}?access_token={plaintext}", turn_body(),
                            content_type="application/json")
     assert_error(response, 400, "invalid_request")
 

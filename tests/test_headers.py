@@ -28,6 +28,7 @@ from .factories import (
     make_service_account,
     make_token,
 )
+from .federation import make_rule
 
 CSP_DIRECTIVES = ["default-src 'self'", "script-src 'self'", "style-src 'self'", "object-src 'none'",
                   "frame-ancestors 'none'", "base-uri 'none'", "form-action 'self'"]
@@ -62,6 +63,11 @@ PAGES = {
     "tokens:governance": "owner",
     "tokens:service_account": "owner",
     "tokens:service_account_token_create": "owner",
+    "tokens:federation": "owner",
+    "tokens:federation_create": "owner",
+    "tokens:federation_rule": "owner",
+    "tokens:federation_edit": "owner",
+    "tokens:federation_delete": "owner",
     "picker": "owner",
     "password_change": "owner",
     "password_change_done": "owner",
@@ -105,12 +111,14 @@ def cast(workspace, owner, member, other_workspace):
     token, _ = make_token(owner, name="CI")
     robot, robot_membership = make_service_account(owner)
     make_token(robot_membership, name="nightly")
+    rule = make_rule(owner)
     return {
         "owner": owner.user, "member": member.user,
         "staff": UserFactory(email="root@example.test", is_staff=True, is_superuser=True),
         # Route arguments, by the names the URL patterns give them.
         "ids": {"member_id": member.pk, "invitation_id": invitation.pk, "group_id": group.pk,
-                "role_id": role.pk, "token_id": token.pk, "service_account_id": robot.pk},
+                "role_id": role.pk, "token_id": token.pk, "service_account_id": robot.pk,
+                "rule_id": rule.pk},
         "key": key,
     }
 

@@ -31,7 +31,7 @@ def test_it_is_served_as_openapi_3_1(client, db):
     assert response.status_code == 200
     assert response.json()["openapi"] == "3.1.0"
     assert set(response.json()["paths"]) == {"/api/v1/whoami", "/api/v1/runs",
-                                             "/api/v1/tokens/revoke"}
+                                             "/api/v1/tokens/revoke", "/api/v1/oauth/token"}
 
 
 @pytest.fixture
@@ -101,3 +101,35 @@ def test_an_ip_refusal_matches_the_document(client, db):
     response = client.get("/api/v1/whoami", HTTP_AUTHORIZATION=f"Bearer {plaintext}")
     assert response.status_code == 403
     validate("/api/v1/whoami", "get", response)
+
+
+def test_the_exchanges_answers_match_the_document(client, settings, db):
+    from urllib.parse import urlencode
+
+    from .federation import StandinIssuer, github_claims, make_rule
+
+    settings.DEBUG = True
+    settings.API_FAILURE_LIMIT = 2
+    owner = MembershipFactory(workspace=WorkspaceFactory(), role="owner")
+    path = "/api/v1/oauth/token"
+
+    def post(**data):
+        return client.post(path, urlencode(data), content_type="application/x-www-form-urlencoded")
+
+    grant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    with StandinIssuer() as issuer:
+        rule = make_rule(owner, issuer=issuer.url)
+        good = post(grant_type=grant, federation_rule_id=rule.pk,
+                    assertion=issuer.sign(github_claims(issuer.url)))
+        assert good.status_code == 200
+        validate(path, "post", good)
+        for data in ({"grant_type": "password"}, {"grant_type": grant},
+                     {"grant_type": grant, "federation_rule_id": rule.pk, "assertion": "x.y.z"}):
+            refused = post(**data)
+            assert refused.status_code in (400, 429)
+            validate(path, "post", refused)
+    assert post(grant_type=grant).status_code == 429
+    validate(path, "post", post(grant_type=grant))
+    got = client.get(path)
+    assert got.status_code == 405
+    validate(path, "post", got)

@@ -217,3 +217,41 @@ def test_managing_service_accounts(db, actor):
     for role in ROLES:
         assert permissions.can_change_role(me, own, role, 2) is (role == Role.MEMBER and allowed)
     assert not permissions.can_remove_member(me, own, 2)
+
+
+# Federation rules: who may name whom as a rule's principal ---------------------------------
+
+PRINCIPALS = {
+    # actor: (themselves, another member, an owner, a member of another workspace)
+    "owner": (True, True, True, False),
+    "admin": (True, True, True, False),
+    # A Codex admin manages rules, not members: a rule cannot lend them another person's name.
+    "codex_admin": (True, False, False, False),
+    "member_with_tokens": (False, False, False, False),
+    "member": (False, False, False, False),
+}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_naming_a_rules_principal(db, actor):
+    workspace = WorkspaceFactory()
+    people = cast(workspace)
+    me = people[actor]
+    other = MembershipFactory(workspace=workspace, role=Role.MEMBER)
+    foreign = MembershipFactory(role=Role.MEMBER)
+    allowed = tuple(permissions.refuse_principal(me, target) is None
+                    for target in (me, other, people["owner"], foreign))
+    assert allowed == PRINCIPALS[actor]
+    assert permissions.refuse_principal(me, None) is not None
+
+
+def test_a_token_a_federation_rule_issued_is_never_rotated(db):
+    from .federation import make_rule
+
+    people = cast(WorkspaceFactory())
+    owner = people["owner"]
+    rule = make_rule(owner)
+    issued, _ = make_token(owner, federation_rule=rule)
+    own, _ = make_token(owner)
+    assert permissions.can_rotate_token(owner, own)
+    assert not permissions.can_rotate_token(owner, issued)

@@ -154,7 +154,7 @@ def test_the_production_logs_never_write_secrets_from_urls(tmp_path):
     with log.open("w") as out:
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", "config/gunicorn.py",
-             "config.wsgi"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
+             "config.asgi:application"], cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
             plaintext = codec.generate()
             url = f"http://127.0.0.1:{port}/api/v1/whoami?access_token={plaintext}"

@@ -94,7 +94,7 @@ LAYERS = ["core", "models", "permissions", "selectors", "services", "web", "conf
 LAYER_OF_NAME = {
     "models": "models", "codec": "models", "ipranges": "models", "apps": "models",
     "permissions": "permissions",
-    "selectors": "selectors", "stats": "selectors", "authn": "selectors",
+    "selectors": "selectors", "stats": "selectors", "authn": "selectors", "oidc": "selectors",
     "services": "services", "audit": "services", "interface": "services",
 }
 

@@ -7,6 +7,7 @@ may act, and `services` record what it did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from django.conf import settings
@@ -28,7 +29,7 @@ from . import secret_scanning, selectors
 from .authn import Grant, Refusal, digest_of_bearer, iso
 from .handlers import TOO_BIG, authorize, guarded, method_not_allowed, rate_limited, unavailable
 from .models import Run
-from .services import lifecycle, runs
+from .services import federation, lifecycle, runs
 
 CLIENT_MAX = Run._meta.get_field("client").max_length
 COMMAND_MAX = Run._meta.get_field("command").max_length
@@ -190,6 +191,100 @@ def leak_report(request) -> HttpResponse:
     return json_response({"received": len(strings)}, status=202)
 
 
+ASSERTION_MAX = 16 * 1024  # characters; GitHub's and GitLab's tokens are about 1 to 2 KiB
+FORM = "application/x-www-form-urlencoded"
+
+
+def oauth_error(status: int, error: str, description: str) -> HttpResponse:
+    """The OAuth error shape (RFC 6749 5.2), never cached."""
+    response = json_response({"error": error, "error_description": description}, status)
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _exchange_form(request) -> dict[str, str]:
+    """The exchange's form fields, or ExchangeRefused (invalid_request, unsupported_grant_type)."""
+    if request.content_type != FORM:
+        raise federation.ExchangeRefused("invalid_request", f"Send a form-encoded body ({FORM}).")
+    try:
+        form = request.POST
+    except MultiPartParserError:
+        raise federation.ExchangeRefused("invalid_request", "The body is not a valid form.") from None
+    fields = {}
+    for name in ("grant_type", "assertion", "federation_rule_id", "workspace_id", "principal_id"):
+        values = form.getlist(name)
+        if len(values) > 1:
+            raise federation.ExchangeRefused("invalid_request", f"{name} is sent more than once.")
+        if values:
+            fields[name] = values[0]
+    if "grant_type" not in fields:
+        raise federation.ExchangeRefused("invalid_request", "grant_type is missing.")
+    if fields["grant_type"] != federation.GRANT_TYPE:
+        raise federation.ExchangeRefused("unsupported_grant_type",
+                                         f"Only grant_type={federation.GRANT_TYPE} is accepted.")
+    for name in ("assertion", "federation_rule_id"):
+        if not fields.get(name):
+            raise federation.ExchangeRefused("invalid_request", f"{name} is missing.")
+    if len(fields["assertion"]) > ASSERTION_MAX:
+        raise federation.ExchangeRefused("invalid_request", "The assertion is too long.")
+    return fields
+
+
+@csrf_exempt  # no session: the workload's token is the credential
+@sensitive_variables("fields", "exchanged")
+@sensitive_post_parameters("assertion")
+def oauth_token(request) -> HttpResponse:
+    """The exchange (RFC 7523 jwt-bearer): a workload's OpenID Connect token and a federation
+    rule's id in, a short-lived access token of the rule's principal out.
+
+    A refusal counts toward the per-address failure limit the API shares; once over it, refused
+    calls are answered 429, but a call that passes every check still gets its token (workloads
+    on shared runners share addresses with strangers)."""
+    if request.method != "POST":
+        response = oauth_error(405, "invalid_request", "Use POST here.")
+        response["Allow"] = "POST"
+        return response
+    ip = client_ip(request)
+    address = ip or "unknown"
+    try:
+        fields = _exchange_form(request)
+        exchanged = federation.federation_exchange(
+            rule_id=fields["federation_rule_id"], assertion=fields["assertion"], ip=ip,
+            now=timezone.now(), user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            workspace_id=fields.get("workspace_id"), principal_id=fields.get("principal_id"))
+    except (federation.ExchangeRefused, RequestDataTooBig) as refusal:
+        # The same refused OIDC token counts once per window (a CI job retrying it does not
+        # use up its neighbours' budget); known by its digest, never kept.
+        assertion = ""
+        if not isinstance(refusal, RequestDataTooBig) and request.content_type == FORM:
+            assertion = request.POST.get("assertion", "")
+        key = f"oidc-{hashlib.sha256(assertion.encode()).hexdigest()[:32]}" if assertion else None
+        wait = throttle.count_failure(address, key)
+        if wait is not None:
+            response = oauth_error(429, "rate_limited", "Too many failed attempts from this "
+                                                        "address. Try again later.")
+            response["Retry-After"] = str(wait)
+            return response
+        if isinstance(refusal, RequestDataTooBig):
+            return oauth_error(400, "invalid_request", "The request body is too large.")
+        return oauth_error(400, refusal.error, refusal.description)
+    except DatabaseError:
+        unavailable(request)  # logs the database's error
+        return oauth_error(503, "temporarily_unavailable",
+                           "The console cannot reach its database. Try again shortly.")
+    token = exchanged.token
+    response = json_response({
+        "access_token": exchanged.plaintext,
+        "token_type": "Bearer",
+        "expires_in": exchanged.rule.lifetime,
+        "issued_token_type": federation.ISSUED_TOKEN_TYPE,
+        "chatgpt_account_id": federation.account_id(token.workspace_id),
+        "user_id": federation.user_id(token.created_by_id),
+    })
+    response["Pragma"] = "no-cache"
+    return response
+
+
 def openapi(request):
     from .openapi import DOCUMENT
 
@@ -206,6 +301,7 @@ urlpatterns = [
     path("whoami", whoami, name="api_whoami"),
     path("runs", start_run, name="api_runs"),
     path("tokens/revoke", leak_report, name="api_leak_report"),
+    path("oauth/token", oauth_token, name="api_oauth_token"),
     path("openapi.json", openapi, name="api_openapi"),
     path("", not_found),
     path("<path:rest>", not_found),

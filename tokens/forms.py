@@ -183,3 +183,109 @@ class RevokeReturnForm(QueryForm):
 
     next = forms.ChoiceField(required=False, choices=[("", ""), ("detail", "detail"),
                                                       ("service-account", "service-account")])
+
+
+# Federation rules ----------------------------------------------------------------------------
+
+PRESETS = {
+    # The platform's issuer, a subject to adapt (placeholders in <angle brackets> must be
+    # replaced before the rule saves), the claims to require, and the claims its tokens carry.
+    "github": {
+        "label": "GitHub Actions",
+        "issuer": "https://token.actions.githubusercontent.com",
+        "subject": "repo:<owner>/<repository>:ref:refs/heads/main",
+        "claims": "repository_owner_id=<the owner's numeric id>",
+        "carries": "repository, repository_id, repository_owner, repository_owner_id, workflow, "
+                   "job_workflow_ref, ref, ref_type, environment, event_name, run_id, actor, "
+                   "runner_environment",
+    },
+    "gitlab": {
+        "label": "GitLab CI",
+        "issuer": "https://gitlab.com",
+        "subject": "project_path:<group>/<project>:ref_type:branch:ref:main",
+        "claims": "namespace_id=<the group's numeric id>",
+        "carries": "project_path, project_id, namespace_path, namespace_id, ref, ref_type, "
+                   "ref_protected, environment, pipeline_id, pipeline_source, job_id, user_login",
+    },
+}
+
+
+def parse_claims(text: str) -> dict[str, str]:
+    """`name=value` lines (blank lines skipped) as {name: value}; ValidationError otherwise."""
+    claims = {}
+    for number, line in enumerate((text or "").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        name, equals, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or not name or not value:
+            raise forms.ValidationError(f"Line {number}: write each claim as name=value.")
+        if name in claims:
+            raise forms.ValidationError(f"The claim {name} is given twice.")
+        claims[name] = value
+    return claims
+
+
+def claims_text(claims: dict) -> str:
+    return "\n".join(f"{name}={value}" for name, value in claims.items())
+
+
+class FederationRuleForm(ConsoleForm):
+    name = forms.CharField(label="Name", max_length=NAME_MAX,
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. release workflow",
+                                                         "autocomplete": "off"}),
+                           error_messages={"required": "Enter a name for the rule."})
+    issuer = forms.CharField(
+        label="Issuer", max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": "https://token.actions.githubusercontent.com",
+                                      "spellcheck": "false", "autocomplete": "off"}),
+        help_text="The OpenID Connect issuer's URL, exactly as its tokens' iss claim says it.",
+        error_messages={"required": "Enter the issuer's URL."})
+    audience = forms.CharField(
+        label="Audience", max_length=300, required=False,
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+        help_text="The aud the workload asks its platform for. Empty: this console's address.")
+    subject = forms.CharField(
+        label="Subject", max_length=300,
+        widget=forms.TextInput(attrs={"placeholder": "repo:acme/release:ref:refs/heads/main",
+                                      "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Exact, or ending in * as a prefix (repo:acme/release:*).",
+        error_messages={"required": "Enter the subject the workload's token must carry."})
+    claims = forms.CharField(
+        label="Further claims (optional)", required=False, max_length=12000,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "autocomplete": "off",
+                                     "placeholder": "repository_owner_id=1001"}),
+        help_text="One name=value a line, each matched exactly, at most 32.")
+    principal = forms.TypedChoiceField(
+        label="Acts as", coerce=int,
+        help_text="The member or service account whose authority the tokens carry.",
+        error_messages={"invalid_choice": "Choose a member of this workspace."})
+    lifetime = forms.IntegerField(
+        label="Token lifetime (seconds)", initial=900, min_value=60, max_value=3600,
+        help_text="60 to 3,600. The tokens it issues expire this long after the exchange.",
+        error_messages={"min_value": "The lifetime is 60 to 3,600 seconds.",
+                        "max_value": "The lifetime is 60 to 3,600 seconds.",
+                        "required": "Enter the tokens' lifetime in seconds."})
+    allowed_ips = forms.CharField(
+        label="Allowed IP ranges (optional)", required=False, max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2, "spellcheck": "false", "autocomplete": "off",
+                                     "placeholder": "e.g. 203.0.113.0/24"}),
+        help_text="The exchange must come from them, and the tokens it issues carry them. "
+                  "Empty: anywhere.")
+    enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+    accept_warnings = forms.BooleanField(
+        label="Keep the rule anyway: I have read the warning", required=False)
+
+    def __init__(self, *args, principals=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["principal"].choices = list(principals)
+
+    def clean_claims(self):
+        return parse_claims(self.cleaned_data["claims"])
+
+
+class FederationPresetQueryForm(QueryForm):
+    """The new-rule page's query string: which preset fills the form (unknown: none)."""
+
+    preset = forms.CharField(label="Preset", required=False, max_length=20)

@@ -5,9 +5,11 @@
 - `/codex/backend-api/wham/config/bundle`: the workspace's managed configuration (the console
   as the CLI's model provider, over HTTPS; apps and plugins off).
 - `/codex/api/models`: the model list the CLI refreshes, empty (it keeps its own catalog).
-- `/codex/api/responses`: one POST per turn. The run-start check decides (as `POST /api/v1/runs`
-  does), the first turn of a thread records a run and later turns count on it, then the request
-  goes on to the model provider and its server-sent events stream back as they arrive.
+- `/codex/api/responses`: one POST per turn, served by tokens/turns.py with the steps here: the
+  check before any of the body is read (`turn_check`), the body (`turn_body`), the record once
+  the provider accepted the turn (`turn_record`: the first accepted turn of a thread records a
+  run, later ones count on it), and what the CLI hears when the provider does not accept it
+  (`upstream_refusal`).
 
 Refusals are the API's (same statuses, codes and challenges, same throttle). Anything else under
 `/codex/` is a JSON 404, which the CLI goes on without.
@@ -18,29 +20,24 @@ from __future__ import annotations
 import json
 import logging
 import re
-from http.client import HTTPConnection, HTTPException, HTTPSConnection
-from urllib.parse import urlsplit
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpResponse, StreamingHttpResponse
+from django.db import DatabaseError
+from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
 
 from console.errors import error_response, json_response
 
-from . import demo_model, provider
+from . import provider
 from .api import not_found
 from .authn import Grant, Refusal, digest_of_bearer, grant_for
-from .handlers import authorize, guarded
+from .handlers import authorize, guarded, refused, unavailable
 from .services import runs
 
 logger = logging.getLogger(__name__)
 
-READ_CHUNK = 64 * 1024
-UPSTREAM_CONNECT_TIMEOUT = 10
-# The CLI waits up to 300 s for the next event of a stream; so do we.
-UPSTREAM_IDLE_TIMEOUT = 300
 _USER_AGENT_PRODUCT = re.compile(r"^([A-Za-z0-9_.-]+)/([0-9A-Za-z_.+-]+)")
 
 
@@ -127,30 +124,48 @@ def _storable(value, limit: int) -> str:
     return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
 
 
-def _turn_body(request) -> bytes:
-    """The request body, decompressed (the CLI sends zstd), within the configured bounds."""
-    limit = settings.CODEX_GATEWAY_MAX_BODY
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
-    if length > limit:
-        raise Refusal(413, "request_too_large", "The request body is too large.")
-    raw = request.read(limit + 1)
-    if len(raw) > limit:
-        raise Refusal(413, "request_too_large", "The request body is too large.")
-    encoding = request.META.get("HTTP_CONTENT_ENCODING", "").strip().lower()
-    if encoding in ("", "identity"):
-        return raw
-    if encoding != "zstd":
-        raise Refusal(415, "unsupported_encoding", "Send the body plain or zstd-compressed.")
-    import zstandard
+@dataclass(frozen=True)
+class Checked:
+    """A turn whose token may act: what the rest of the turn needs."""
 
+    digest: str
+    ip: str | None
+    upstream: str
+    grant: Grant
+
+
+@guarded("GET", "POST")
+def turn_check(request, ip: str | None):
+    """The check of a turn, before any of its body is read: the method, the throttle, the
+    token (header only: the conversation may quote anything, a token included), and the
+    body's announced size. Returns `Checked`, or the refusal as a response."""
+    if request.method == "GET":
+        if request.META.get("HTTP_UPGRADE", "").lower() == "websocket":
+            # The CLI tries a WebSocket first; 426 makes it use HTTPS at once.
+            # (No Upgrade header: WSGI servers refuse hop-by-hop headers from applications.)
+            return error_response(426, "upgrade_required",
+                                  "This console answers over HTTPS, not WebSockets.")
+        raise Refusal(405, "method_not_allowed", "POST a turn here.")
+    digest = turn_digest(request)
+    grant = grant_for(digest, timezone.now(), ip)
+    upstream = upstream_url()
+    if not upstream and not settings.DEBUG:
+        raise Refusal(503, "no_model_provider",
+                      "No model provider is configured for this console (CODEX_UPSTREAM_URL).")
     try:
-        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as reader:
-            body = reader.read(limit + 1)
-    except zstandard.ZstdError:
-        raise Refusal(400, "invalid_request", "The body is not valid zstd.") from None
-    if len(body) > limit:
-        raise Refusal(413, "request_too_large", "The request body is too large.")
-    return body
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise Refusal(400, "invalid_request", "The Content-Length header is not a number.") from None
+    if length > settings.CODEX_GATEWAY_MAX_BODY:
+        raise Refusal(*TOO_LARGE)
+    return Checked(digest=digest, ip=ip, upstream=upstream, grant=grant)
+
+
+def upstream_url() -> str:
+    """Where turns go: the provider's `/responses` address, from `CODEX_UPSTREAM_URL` in
+    either form (tokens/provider.py); empty: no provider."""
+    configured = settings.CODEX_UPSTREAM_URL
+    return provider.responses_url(configured) if configured else ""
 
 
 def missing_token_on_turns(console_url: str) -> Refusal:
@@ -175,101 +190,102 @@ def turn_digest(request) -> str:
         raise missing_token_on_turns(request.build_absolute_uri("/").rstrip("/")) from None
 
 
-@guarded("GET", "POST")
-def responses(request, ip: str | None) -> HttpResponse:
-    if request.method == "GET":
-        if request.META.get("HTTP_UPGRADE", "").lower() == "websocket":
-            # The CLI tries a WebSocket first; 426 makes it use HTTPS at once.
-            # (No Upgrade header: WSGI servers refuse hop-by-hop headers from applications.)
-            return error_response(426, "upgrade_required",
-                                  "This console answers over HTTPS, not WebSockets.")
-        raise Refusal(405, "method_not_allowed", "POST a turn here.")
-    digest = turn_digest(request)
-    body = _turn_body(request)
-    upstream = settings.CODEX_UPSTREAM_URL
-    if not upstream and not settings.DEBUG:
-        grant_for(digest, timezone.now(), ip)  # a refused token hears why, not that there is no model
-        raise Refusal(503, "no_model_provider",
-                      "No model provider is configured for this console (CODEX_UPSTREAM_URL).")
+TOO_LARGE = (413, "request_too_large", "The request body is too large.")
+
+
+def _decoded(raw: bytes, encoding: str) -> bytes:
+    """The request body, decompressed (the CLI sends zstd), within the configured bounds."""
+    limit = settings.CODEX_GATEWAY_MAX_BODY
+    if len(raw) > limit:
+        raise Refusal(*TOO_LARGE)
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding != "zstd":
+        raise Refusal(415, "unsupported_encoding", "Send the body plain or zstd-compressed.")
+    import zstandard
+
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True) as reader:
+            body = reader.read(limit + 1)
+    except zstandard.ZstdError:
+        raise Refusal(400, "invalid_request", "The body is not valid zstd.") from None
+    if len(body) > limit:
+        raise Refusal(*TOO_LARGE)
+    return body
+
+
+def _model_of(body: bytes) -> str:
+    """The model the turn asks for, as the body names it (what the provider is sent)."""
+    try:
+        model = json.loads(body).get("model")
+    except (ValueError, AttributeError):
+        return ""
+    return _storable(model, 100)
+
+
+def turn_body(request, raw: bytes) -> tuple[bytes, str]:
+    """The turn's body (`raw`, as it came), decompressed, and the model it names: `(body,
+    model)`. Raises `Refusal` (too large, an unknown encoding, not zstd)."""
+    body = _decoded(raw, request.META.get("HTTP_CONTENT_ENCODING", ""))
+    return body, _model_of(body)
+
+
+def turn_record(request, checked: Checked, model: str):
+    """Record the turn the provider accepted: the run of its thread, or one more turn on it (a
+    turn sent again, with the same `turn_id`, once). The token is checked again as the run is
+    written, so a revocation that came meanwhile wins. Returns the `Grant`, or the refusal as a
+    response."""
     metadata = _turn_metadata(request)
     agent = request.META.get("HTTP_USER_AGENT", "")[:300]
     thread_id = _storable(metadata.get("thread_id"), 100) or request.META.get("HTTP_THREAD_ID", "")[:100]
-    grant, run_id = runs.run_start(
-        digest=digest, now=timezone.now(), client=_client_of(agent)[:200], ip=ip, agent=agent,
-        thread_id=thread_id, model=_storable(metadata.get("model"), 100),
-        sandbox_mode=_storable(metadata.get("sandbox_mode"), 50),
-    )
-    if not upstream:
-        return _stream(demo_model.events(body, grant))
-    return _relay(provider.responses_url(upstream), body)
-
-
-def _stream(chunks) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
-    response["Cache-Control"] = "no-store"
-    response["X-Accel-Buffering"] = "no"  # a proxy in front must not hold the events back
-    return response
-
-
-def _relay(url: str, body: bytes) -> HttpResponse:
-    """POST the turn to the model provider and stream its answer back as it arrives."""
-    parts = urlsplit(url)
-    kind = HTTPSConnection if parts.scheme == "https" else HTTPConnection
-    upstream = kind(parts.hostname, parts.port, timeout=UPSTREAM_CONNECT_TIMEOUT)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
     try:
-        upstream.request("POST", target, body=body, headers={
-            "Authorization": f"Bearer {settings.CODEX_UPSTREAM_API_KEY}",
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-        })
-        upstream.sock.settimeout(UPSTREAM_IDLE_TIMEOUT)
-        answer = upstream.getresponse()
-    except (OSError, HTTPException):
-        upstream.close()
-        logger.warning("The model provider at %s cannot be reached", parts.hostname, exc_info=True)
-        raise Refusal(502, "upstream_unavailable",
-                      "The model provider cannot be reached. Try again shortly.") from None
-    # The run is recorded; a stream can last minutes, so give the database connection back
-    # rather than hold it idle meanwhile (not inside a transaction a caller still needs).
-    if not connection.in_atomic_block:
-        connection.close()
+        grant, _ = runs.run_start(
+            digest=checked.digest, now=timezone.now(), client=_client_of(agent)[:200],
+            ip=checked.ip, agent=agent, thread_id=thread_id,
+            model=model or _storable(metadata.get("model"), 100),
+            sandbox_mode=_storable(metadata.get("sandbox_mode"), 50),
+            turn_id=_storable(metadata.get("turn_id"), 100),
+        )
+    except Refusal as refusal:
+        return refused(refusal, checked.ip or "unknown")
+    except DatabaseError:
+        return unavailable(request)
+    return grant
 
-    def chunks():
+
+UPSTREAM_UNAVAILABLE = "The model provider cannot be reached. Try again shortly."
+
+
+def upstream_refusal(status: int, content_type: str, retry_after: str | None,
+                     detail: bytes) -> HttpResponse:
+    """What the CLI hears when the provider does not accept the turn: a 4xx about the turn
+    itself (too long, rate limited, ...) whose body is JSON, relayed with its Retry-After;
+    anything else (an HTML page, a 401 or 403 about the console's own key, a 5xx) is 502
+    `upstream_unavailable`, the provider's words in the log only."""
+    if 400 <= status < 500 and status not in (401, 403) and "json" in content_type.lower():
         try:
-            while True:
-                chunk = answer.read1(READ_CHUNK)
-                if not chunk:
-                    return
-                yield chunk
-        except (OSError, HTTPException):
-            logger.warning("The model provider's stream broke off", exc_info=True)
-        finally:
-            upstream.close()
+            json.loads(detail)
+        except ValueError:
+            pass
+        else:
+            response = HttpResponse(detail, status=status, content_type="application/json")
+            response["Cache-Control"] = "no-store"
+            if retry_after and retry_after.strip().isdigit():
+                response["Retry-After"] = retry_after.strip()
+            return response
+    # Not the user's token: a 401 passed on would make the CLI think its access token was
+    # refused.
+    logger.warning("The model provider answered %s: %s", status,
+                   detail[:500].decode("utf-8", "replace"))
+    return error_response(502, "upstream_unavailable",
+                          f"The model provider answered {status}. Try again shortly; if it "
+                          "lasts, the console's operator should check its model provider settings.")
 
-    if answer.status in (401, 403) or answer.status >= 500:
-        # The provider refused the console's own key, or failed: not the user's token (a 401
-        # would make the CLI think its access token was refused), and the provider's words
-        # (which may quote part of the key) stay in the log.
-        detail = answer.read(READ_CHUNK)
-        upstream.close()
-        logger.warning("The model provider answered %s: %s", answer.status,
-                       detail[:500].decode("utf-8", "replace"))
-        raise Refusal(502, "upstream_unavailable",
-                      f"The model provider answered {answer.status}. Try again shortly; if it "
-                      "lasts, the console's operator should check its model provider settings.")
-    if answer.status >= 400:  # about the turn itself (too long, rate limited, ...): the CLI's
-        detail = answer.read(READ_CHUNK)
-        upstream.close()
-        response = HttpResponse(detail, status=answer.status,
-                                content_type=answer.getheader("Content-Type", "application/json"))
-        response["Cache-Control"] = "no-store"
-        return response
-    response = _stream(chunks())
-    response["Content-Type"] = answer.getheader("Content-Type", "text/event-stream")
-    return response
+
+def upstream_unreachable(host: str) -> HttpResponse:
+    logger.warning("The model provider at %s cannot be reached", host, exc_info=True)
+    return error_response(502, "upstream_unavailable", UPSTREAM_UNAVAILABLE)
 
 
 _RESPONSES_PATH = "/codex/api/responses"
@@ -278,7 +294,6 @@ urlpatterns = [
     path("auth/v1/user-auth-credential/whoami", whoami, name="codex_whoami"),
     path("api/models", models, name="codex_models"),
     path("backend-api/wham/config/bundle", config_bundle, name="codex_config_bundle"),
-    path("api/responses", responses, name="codex_responses"),
     path("", not_found),
     path("<path:rest>", not_found),
 ]

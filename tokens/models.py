@@ -133,6 +133,13 @@ class AccessToken(models.Model):
     # Expiry reminders sent to the creator: a week before, and on the day. Each once.
     reminded_week_at = models.DateTimeField(null=True, blank=True)
     reminded_day_at = models.DateTimeField(null=True, blank=True)
+    # Issued by a federation rule's exchange (keyless runs): the rule, and the workload's claims
+    # that runs record (`WORKLOAD_CLAIMS`). Null for a token made on the Access tokens page.
+    federation_rule = models.ForeignKey(
+        "FederationRule", null=True, blank=True, on_delete=models.PROTECT,
+        related_name="issued_tokens",
+    )
+    workload = models.JSONField(null=True, blank=True)
 
     objects = TokenQuerySet.as_manager()
 
@@ -210,6 +217,15 @@ class Run(models.Model):
     model = models.CharField(max_length=100, blank=True, db_default="")
     sandbox_mode = models.CharField(max_length=50, blank=True, db_default="")
     turns = models.PositiveIntegerField(default=1, db_default=1)
+    # Started with a token a federation rule issued: the rule and the workload's claims (copied
+    # from the token by the run start).
+    federation_rule = models.ForeignKey(
+        "FederationRule", null=True, blank=True, on_delete=models.PROTECT, related_name="runs",
+        db_index=False,
+    )
+    workload = models.JSONField(null=True, blank=True)
+    # The CLI's id of the last turn counted: a turn it retries (the same id) counts once.
+    last_turn_id = models.CharField(max_length=100, blank=True, db_default="")
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -256,3 +272,92 @@ class TokenRuns(models.Model):
 
     def __str__(self):
         return f"{self.token_id}: {self.runs} runs"
+
+
+# Keyless runs: workload identity federation ---------------------------------------------------
+
+# The claims of a workload's token that runs record, whichever the issuer: GitHub's names, then
+# GitLab's (`ref` is both's).
+WORKLOAD_CLAIMS = ("repository", "workflow", "ref", "run_id", "project_path", "pipeline_id")
+LIFETIME_MIN, LIFETIME_MAX, LIFETIME_DEFAULT = 60, 3600, 900
+CLAIMS_MAX = 32
+
+
+class FederationRuleQuerySet(models.QuerySet):
+    def live(self):
+        """Not deleted (enabled or not): the Federation page's rules."""
+        return self.filter(deleted_at__isnull=True)
+
+    def usable(self):
+        """Enabled and not deleted: the rules an exchange may use."""
+        return self.live().filter(enabled=True)
+
+
+class FederationRule(models.Model):
+    """A federation rule: which workloads (an OpenID Connect issuer's tokens with this audience,
+    subject and claims) receive short-lived access tokens acting as `principal`.
+
+    A deleted rule stays as a row with `deleted_at` (its tokens and their runs point to it, and
+    the governance record keeps its name)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT,
+                                  related_name="federation_rules")
+    name = models.CharField(max_length=NAME_MAX)
+    issuer = models.CharField(max_length=300)
+    audience = models.CharField(max_length=300)
+    # Exact, or ending in `*` as a prefix.
+    subject = models.CharField(max_length=300)
+    # Further claims that must match exactly: {"repository_owner_id": "123", ...}.
+    claims = models.JSONField(default=dict, blank=True)
+    principal = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                  related_name="+")
+    lifetime = models.PositiveIntegerField(default=LIFETIME_DEFAULT)  # seconds
+    allowed_ips = models.TextField(blank=True, default="")
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FederationRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"],
+                                    condition=models.Q(deleted_at__isnull=True),
+                                    name="federation_rule_name_unique"),
+            models.CheckConstraint(
+                condition=models.Q(lifetime__gte=LIFETIME_MIN, lifetime__lte=LIFETIME_MAX),
+                name="federation_rule_lifetime_range"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def subject_matches(self, subject) -> bool:
+        if not isinstance(subject, str):
+            return False
+        if self.subject.endswith("*"):
+            return subject.startswith(self.subject[:-1])
+        return subject == self.subject
+
+
+class UsedAssertion(models.Model):
+    """A workload token (by its issuer and `jti`) that was exchanged: each is exchanged once.
+    Kept until the token itself has expired (with the leeway); `prune_runs` removes the rest."""
+
+    issuer = models.CharField(max_length=300)
+    jti = models.CharField(max_length=255)
+    rule = models.ForeignKey(FederationRule, on_delete=models.PROTECT, related_name="+",
+                             db_index=False)
+    used_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "jti"], name="used_assertion_once")]
+        indexes = [models.Index(fields=["expires_at"], name="used_assertion_expiry")]
+
+    def __str__(self):
+        return f"{self.issuer} {self.jti}"

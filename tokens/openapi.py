@@ -24,6 +24,19 @@ def _error(description, codes, headers=None):
     return response
 
 
+def _oauth_error(description, codes, headers=None):
+    response = {
+        "description": description,
+        "content": {"application/json": {"schema": {
+            "allOf": [{"$ref": "#/components/schemas/OAuthError"}],
+            "properties": {"error": {"enum": codes}},
+        }}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
 _WWW = {"WWW-Authenticate": {"schema": {"type": "string"},
                               "description": "RFC 6750 challenge: Bearer realm=\"codex\"…"}}
 _RETRY = {"Retry-After": {"schema": {"type": "string", "pattern": "^[0-9]+$"},
@@ -56,7 +69,9 @@ DOCUMENT = {
             "Automation presents a Codex access token (at-...) when a Codex run starts; the "
             "console decides whether the run may go ahead as the token's creator and records "
             "it for governance. Send the token only in the Authorization header. Secret "
-            "scanners report leaked tokens, without a credential, to /api/v1/tokens/revoke."
+            "scanners report leaked tokens, without a credential, to /api/v1/tokens/revoke. "
+            "CI jobs with an OpenID Connect token exchange it for a short-lived access token "
+            "at /api/v1/oauth/token (keyless runs)."
         ),
     },
     "servers": [{"url": "/"}],
@@ -125,6 +140,46 @@ DOCUMENT = {
                                   ["rate_limited"], _RETRY),
                     "503": _error("The console cannot reach its database, or cannot fetch the "
                                   "published keys to check a signed report.", ["unavailable"]),
+                },
+            }
+        },
+        "/api/v1/oauth/token": {
+            "post": {
+                "operationId": "exchangeWorkloadToken",
+                "summary": "Exchange a workload's OpenID Connect token for a short-lived access "
+                           "token (RFC 7523 jwt-bearer)",
+                "description": (
+                    "No credential but the workload's token. The federation rule named by "
+                    "federation_rule_id decides: the token must be signed (RS256 or ES256) by "
+                    "a key its issuer publishes, carry the rule's issuer, audience, subject "
+                    "(exact or by prefix) and claims, be within its times (60 s leeway), and "
+                    "never have been exchanged before (its jti). The access token issued acts "
+                    "as the rule's principal and expires after the rule's lifetime. Refusals "
+                    "use the OAuth error shape and name the check that failed; they count "
+                    "toward the per-address failure limit the rest of the API shares (then "
+                    "429, for calls that fail). Every answer is Cache-Control: no-store."
+                ),
+                "security": [],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/x-www-form-urlencoded": {"schema": {
+                        "$ref": "#/components/schemas/TokenExchangeRequest"}}},
+                },
+                "responses": {
+                    "200": {"description": "Every check passed: an ordinary access token.",
+                            "headers": {"Cache-Control": {"schema": {"const": "no-store"}}},
+                            "content": {"application/json": {"schema": {
+                                "$ref": "#/components/schemas/TokenExchanged"}}}},
+                    "400": _oauth_error("A malformed form (invalid_request), another grant "
+                                        "(unsupported_grant_type), or a check that failed "
+                                        "(invalid_grant: error_description names it).",
+                                        ["invalid_request", "unsupported_grant_type",
+                                         "invalid_grant"]),
+                    "405": _oauth_error("Not a POST.", ["invalid_request"]),
+                    "429": _oauth_error("Too many failed attempts from this address; this "
+                                        "call failed too.", ["rate_limited"], _RETRY),
+                    "503": _oauth_error("The console cannot reach its database.",
+                                        ["temporarily_unavailable"]),
                 },
             }
         },
@@ -224,6 +279,37 @@ DOCUMENT = {
             "LeakReportReceived": {"type": "object", "required": ["received"],
                                    "additionalProperties": False,
                                    "properties": {"received": {"type": "integer", "minimum": 1}}},
+            "TokenExchangeRequest": {
+                "type": "object", "required": ["grant_type", "assertion", "federation_rule_id"],
+                "properties": {
+                    "grant_type": {"const": "urn:ietf:params:oauth:grant-type:jwt-bearer"},
+                    "assertion": {"type": "string", "maxLength": 16384,
+                                  "description": "The workload's OpenID Connect token."},
+                    "federation_rule_id": {"type": "string", "pattern": "^[0-9]+$",
+                                           "description": "The id on the rule's page."},
+                    "workspace_id": {"type": "string", "description": (
+                        "Optional: must equal the answer's chatgpt_account_id.")},
+                    "principal_id": {"type": "string", "description": (
+                        "Optional: must equal the answer's user_id.")},
+                }},
+            "TokenExchanged": {
+                "type": "object", "additionalProperties": False,
+                "required": ["access_token", "token_type", "expires_in", "issued_token_type",
+                             "chatgpt_account_id", "user_id"],
+                "properties": {
+                    "access_token": {"type": "string", "pattern": "^at-[0-9A-Za-z]{36}$"},
+                    "token_type": {"const": "Bearer"},
+                    "expires_in": {"type": "integer", "minimum": 60, "maximum": 3600},
+                    "issued_token_type": {
+                        "const": "urn:ietf:params:oauth:token-type:access_token"},
+                    "chatgpt_account_id": {"type": "string", "description": (
+                        "The workspace's id, as the Codex CLI's whoami names it.")},
+                    "user_id": {"type": "string", "description": "The rule's principal's id."},
+                }},
+            "OAuthError": {"type": "object", "required": ["error", "error_description"],
+                           "additionalProperties": False,
+                           "properties": {"error": {"type": "string"},
+                                          "error_description": {"type": "string"}}},
             "Error": {"type": "object", "required": ["error"], "additionalProperties": False,
                       "properties": {"error": {
                           "type": "object", "required": ["code", "message"],

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from console.export import day_range
@@ -19,7 +20,7 @@ from workspaces import permissions
 from workspaces.models import AuditEvent, Membership, User, Workspace, handle_q
 
 from . import codec, stats
-from .models import AccessToken, Run, RunDay, TokenStatus
+from .models import AccessToken, FederationRule, Run, RunDay, TokenStatus
 
 IDLE = "idle"
 SUSPENDED = "suspended"
@@ -43,6 +44,7 @@ def remindable_tokens(now):
     the Access tokens list show their expiry to owners and admins)."""
     return AccessToken.objects.active(now).filter(expires_at__isnull=False,
                                                   replaced_by__isnull=True,
+                                                  federation_rule__isnull=True,
                                                   created_by__is_active=True,
                                                   created_by__is_service_account=False)
 
@@ -98,7 +100,7 @@ def visible_tokens(membership: Membership):
 def token_list(membership: Membership, filters: TokenFilters, now):
     """The Access tokens page's tokens: those the member may see, filtered and sorted."""
     tokens = visible_tokens(membership).select_related(
-        "created_by", "revoked_by", "replaces", "replaced_by")
+        "created_by", "revoked_by", "replaces", "replaced_by", "federation_rule")
     if filters.status == TokenStatus.ACTIVE:
         tokens = tokens.active(now)
     elif filters.status == TokenStatus.EXPIRED:
@@ -311,3 +313,45 @@ def overview_figures(membership: Membership, now) -> dict:
         "expiring": list(tokens.expiring_soon(now).select_related("created_by").order_by("expires_at")[:5]),
         "tokens_of_everyone": permissions.can_see_all_tokens(membership),
     }
+
+
+# Federation rules ----------------------------------------------------------------------------
+
+
+def federation_rules(workspace: Workspace, now):
+    """The Federation page's rules (not deleted), each with its principal and how many active
+    tokens it issued, by name."""
+    active = AccessToken.objects.filter(federation_rule=OuterRef("pk")).active(now)
+    return (FederationRule.objects.live().filter(workspace=workspace)
+            .select_related("principal")
+            .annotate(active_tokens=Coalesce(Subquery(
+                active.values("federation_rule").annotate(n=Count("id")).values("n")), 0))
+            .order_by("name", "id"))
+
+
+def federation_rule(workspace: Workspace, rule_id: int) -> FederationRule | None:
+    return (FederationRule.objects.live().select_related("principal", "created_by")
+            .filter(workspace=workspace, pk=rule_id).first())
+
+
+def rule_tokens(rule: FederationRule, now) -> list[AccessToken]:
+    """The latest tokens a rule issued, each with its status."""
+    tokens = list(AccessToken.objects.filter(federation_rule=rule)
+                  .order_by("-created_at", "-id")[:TOKEN_PAGE_ROWS])
+    for token in tokens:
+        token.status_label = STATUS_LABELS[token.status_at(now)]
+        token.current_status = token.status_at(now)
+    return tokens
+
+
+def principal_choices(workspace: Workspace) -> list[tuple[int, str]]:
+    """Who a rule may act as: the workspace's members, by email (service accounts by name)."""
+    rows = (Membership.objects.filter(workspace=workspace).select_related("user")
+            .order_by("user__email"))
+    return [(m.user_id, principal_label(m.user)) for m in rows]
+
+
+def principal_label(user) -> str:
+    if permissions.is_service_account(user):
+        return f"svc:{user.name}"
+    return user.email

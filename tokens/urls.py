@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import governance, service_accounts, tokens
+from .views import federation, governance, service_accounts, tokens
 
 app_name = "tokens"
 
@@ -19,6 +19,14 @@ urlpatterns = [
          name="service_account"),
     path("service-accounts/<int:service_account_id>/tokens/new/",
          service_accounts.service_account_token_create, name="service_account_token_create"),
+    path("federation/", federation.rule_list, name="federation"),
+    path("federation/new/", federation.rule_create, name="federation_create"),
+    path("federation/<int:rule_id>/", federation.rule_detail, name="federation_rule"),
+    path("federation/<int:rule_id>/edit/", federation.rule_edit, name="federation_edit"),
+    path("federation/<int:rule_id>/test/", federation.rule_test, name="federation_test"),
+    path("federation/<int:rule_id>/enable/", federation.rule_enable, name="federation_enable"),
+    path("federation/<int:rule_id>/disable/", federation.rule_disable, name="federation_disable"),
+    path("federation/<int:rule_id>/delete/", federation.rule_delete, name="federation_delete"),
     path("governance/", governance.governance, name="governance"),
     path("governance/export.csv", governance.governance_csv, name="governance_csv"),
 ]

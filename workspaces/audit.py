@@ -53,5 +53,11 @@ ACTIONS = {
     "token.revoked": "Access token revoked",
     "token.rotated": "Access token rotated",
     "token.shortened": "Access token shortened",
+    "token.exchanged": "Access token issued by a federation rule",
+    "federation_rule.created": "Federation rule created",
+    "federation_rule.changed": "Federation rule changed",
+    "federation_rule.enabled": "Federation rule enabled",
+    "federation_rule.disabled": "Federation rule disabled",
+    "federation_rule.deleted": "Federation rule deleted",
     "runs.pruned": "Old runs removed (retention)",
 }

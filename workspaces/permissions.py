@@ -40,6 +40,8 @@ class Perm(StrEnum):
     MANAGE_ACCESS_TOKENS = "manage_access_tokens"
     # Create, change and remove service accounts, and create access tokens for them.
     MANAGE_SERVICE_ACCOUNTS = "manage_service_accounts"
+    # The Federation page: federation rules (keyless runs).
+    MANAGE_FEDERATION = "manage_federation"
 
 
 _ADMIN = frozenset(
@@ -54,6 +56,7 @@ _ADMIN = frozenset(
         Perm.VIEW_ACCESS_TOKENS,
         Perm.MANAGE_ACCESS_TOKENS,
         Perm.MANAGE_SERVICE_ACCOUNTS,
+        Perm.MANAGE_FEDERATION,
     }
 )
 ROLE_PERMS: dict[str, frozenset[Perm]] = {
@@ -88,9 +91,9 @@ GRANTS = (
     ("grants_access_tokens", "Codex access tokens"),
     ("grants_codex_admin", "Codex admin"),
 )
-# Codex admin: Settings and Permissions (and changing it) and Governance, as owners and admins
-# have them; nothing else.
-CODEX_ADMIN = frozenset({Perm.MANAGE_SETTINGS, Perm.VIEW_GOVERNANCE})
+# Codex admin: Settings and Permissions (and changing it), Governance and Federation, as owners
+# and admins have them; nothing else.
+CODEX_ADMIN = frozenset({Perm.MANAGE_SETTINGS, Perm.VIEW_GOVERNANCE, Perm.MANAGE_FEDERATION})
 
 
 @dataclass(frozen=True)
@@ -354,5 +357,38 @@ def owns_token(actor: Membership, token) -> bool:
 
 
 def can_rotate_token(actor: Membership, token) -> bool:
-    """Only a token's creator rotates it, and only while they may still make tokens."""
-    return owns_token(actor, token) and can(actor, Perm.USE_ACCESS_TOKENS)
+    """Only a token's creator rotates it, and only while they may still make tokens. A token a
+    federation rule issued is never rotated: its workload exchanges again."""
+    return (owns_token(actor, token) and can(actor, Perm.USE_ACCESS_TOKENS)
+            and token.federation_rule_id is None)
+
+
+# Federation rules ----------------------------------------------------------------------------
+
+
+def is_service_account(user) -> bool:
+    return bool(getattr(user, "is_service_account", False))
+
+
+def refuse_principal(actor: Membership, principal: Membership | None) -> str | None:
+    """Why `actor` may not name `principal` as a federation rule's principal (None: they may).
+
+    The principal must be a member of the rule's workspace. Owners and admins may name any
+    member; a Codex admin (who manages rules but not members) only themselves or a service
+    account, so that a rule cannot lend them an owner's or another person's name."""
+    if not can(actor, Perm.MANAGE_FEDERATION):
+        return ASK_FOR_ADMIN
+    if principal is None or principal.workspace_id != actor.workspace_id:
+        return "Choose a member of this workspace as the principal."
+    if actor.role in ADMIN_ROLES or principal.user_id == actor.user_id:
+        return None
+    if is_service_account(principal.user):
+        return None
+    return "Only owners and admins can name another member as a rule's principal."
+
+
+def principal_may_act(principal: Membership | None) -> bool:
+    """Whether tokens issued for `principal` may act: an active member holding Codex Local and
+    the access token permission on a plan that has tokens (what the run start asks too)."""
+    return (principal is not None and principal.user.is_active
+            and may_use_tokens(perms_of(principal)))

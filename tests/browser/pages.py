@@ -6,6 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from tests.factories import GroupFactory, make_run, make_service_account, make_token
+from tests.federation import make_rule
 from workspaces.models import CustomRole, Invitation
 
 
@@ -32,8 +33,18 @@ def seed(owner, admin, member_with_token_permission, member):
     role.groups.first().members.add(robot_membership)
     robot_token, _ = make_token(robot_membership, name="nightly", last_used_at=now)
     make_run(robot_token, client="github-actions", command="codex exec 'update docs'")
-    return {"token": ci, "group": group, "role": role, "member": member,
-            "service_account": robot}
+    # Keyless runs: a rule, a token it issued and a run of its workload.
+    rule = make_rule(owner, name="release workflow", claims={"repository_owner_id": "1001"},
+                     allowed_ips="203.0.113.0/24")
+    make_rule(owner, name="any repository", subject="repo:*", enabled=False)
+    workload = {"repository": "acme/release", "workflow": "release", "ref": "refs/heads/main",
+                "run_id": "4242"}
+    issued, _ = make_token(owner, name="release workflow: acme/release", federation_rule=rule,
+                           workload=workload, expires_at=now + timedelta(minutes=15))
+    make_run(issued, client="codex_exec 0.171.0", federation_rule=rule, workload=workload,
+             started_at=now - timedelta(minutes=1))
+    return {"token": ci, "group": group, "role": role, "member": member, "rule": rule,
+            "issued": issued, "service_account": robot}
 
 
 def signed_in_pages(data):
@@ -61,6 +72,12 @@ def signed_in_pages(data):
         (base + f"admin/roles/{role.pk}/delete/", "role-delete"),
         (base + "admin/settings/", "settings"),
         (base + "admin/governance/", "governance"),
+        (base + "admin/federation/", "federation"),
+        (base + "admin/federation/new/?preset=github", "federation-new"),
+        (base + f"admin/federation/{data['rule'].pk}/", "federation-rule"),
+        (base + f"admin/federation/{data['rule'].pk}/edit/", "federation-rule-edit"),
+        (base + f"admin/federation/{data['rule'].pk}/delete/", "federation-rule-delete"),
+        (base + f"admin/access-tokens/{data['issued'].pk}/", "access-token-federated"),
         (base + "admin/audit-log/", "audit-log"),
         ("/accounts/password_change/", "password-change"),
     ]

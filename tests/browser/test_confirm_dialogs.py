@@ -132,10 +132,43 @@ def revoke_suspended_tokens(cast):
                 "Revoke them", lambda: revoked(token))
 
 
+def _rule_with_a_token(cast):
+    from tests.federation import make_rule
+
+    rule = make_rule(cast["owner"], name="release workflow")
+    token, _ = make_token(cast["owner"], name="release workflow: acme/release",
+                          federation_rule=rule)
+    return rule, token
+
+
+def disable_federation_rule(cast):
+    rule, token = _rule_with_a_token(cast)
+
+    def disabled():
+        rule.refresh_from_db()
+        return not rule.enabled and revoked(token)
+
+    return Case(f"/w/acme/admin/federation/{rule.pk}/",
+                lambda page: page.get_by_role("button", name="Disable", exact=True),
+                "Disable rule", disabled)
+
+
+def delete_federation_rule(cast):
+    rule, token = _rule_with_a_token(cast)
+
+    def deleted():
+        rule.refresh_from_db()
+        return rule.deleted_at is not None and revoked(token)
+
+    return Case(f"/w/acme/admin/federation/{rule.pk}/",
+                lambda page: page.locator(".page-header").get_by_role("link", name="Delete"),
+                "Delete rule", deleted)
+
+
 CASES = [token_revoke_from_the_list, token_revoke_from_its_page, revoke_selected,
          revoke_all_tokens_of_a_member, remove_member, cancel_invitation, delete_group,
          delete_custom_role_from_the_list, delete_custom_role_from_its_page, shorten_tokens,
-         revoke_suspended_tokens]
+         revoke_suspended_tokens, disable_federation_rule, delete_federation_rule]
 
 
 def test_every_confirm_dialog_of_the_templates_is_here():

@@ -313,6 +313,15 @@ def tokens_revoke_for_member(*, membership: Membership, actor: Actor, reason: st
     return sum(_revoke(t, actor, reason) for t in tokens)
 
 
+def tokens_revoke_issued_by(*, rule, actor: Actor, reason: str) -> int:
+    """Revoke every active token a federation rule issued (inside the caller's transaction,
+    which has locked the rule), each audited; no mail (a workload, not a person, held them).
+    Returns how many."""
+    tokens = for_update(AccessToken.objects.filter(federation_rule=rule).active(timezone.now())
+                        .select_related("workspace", "created_by"))
+    return sum(_revoke(t, actor, reason, notify=False) for t in tokens)
+
+
 @transaction.atomic
 def tokens_revoke_selected(*, ids, acting: Membership, actor: Actor) -> dict:
     """Revoke the tokens with these ids, each as if one by one (each audited). Tokens `acting`

@@ -44,9 +44,11 @@ def token_refused_from(*, token_id: int, ip: str | None, now) -> None:
 
 
 def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, command: str = "",
-              thread_id: str = "", model: str = "", sandbox_mode: str = "") -> tuple[Grant, int]:
+              thread_id: str = "", model: str = "", sandbox_mode: str = "",
+              turn_id: str = "") -> tuple[Grant, int]:
     """Decide whether the token with this digest may start a run now, and record the run (or,
-    for a later turn of a Codex CLI thread, count the turn on that thread's run).
+    for a later turn of a Codex CLI thread, count the turn on that thread's run; a turn sent
+    again with the same `turn_id` as the last one counted, once).
 
     Raises `Refusal` (nothing recorded) when it may not, including when a revocation or the
     expiry won the race with this call.
@@ -54,7 +56,7 @@ def run_start(*, digest: str, now, client: str, ip: str | None, agent: str, comm
     params = {"digest": digest, "now": now, "day": now.astimezone(UTC).date(),
               "fresh": now - timedelta(seconds=LAST_USED_EVERY), "client": client,
               "command": command, "ip": ip, "agent": agent, "thread_id": thread_id,
-              "model": model, "sandbox_mode": sandbox_mode}
+              "model": model, "sandbox_mode": sandbox_mode, "turn_id": turn_id}
     if connection.vendor == "postgresql":
         params.update(POLICY)
         row = fetch_one(RUN_START_SQL, params, RunFacts)
@@ -82,13 +84,19 @@ def _run_start_portable(params: dict, now) -> tuple[Grant, int | None]:
         if params["thread_id"]:
             run = Run.objects.filter(token_id=grant.token_id, thread_id=params["thread_id"]).first()
             if run is not None:
-                Run.objects.filter(pk=run.pk).update(turns=F("turns") + 1)
+                again = bool(params["turn_id"]) and run.last_turn_id == params["turn_id"]
+                Run.objects.filter(pk=run.pk).update(turns=F("turns") + (0 if again else 1),
+                                                     last_turn_id=params["turn_id"])
                 return grant, run.pk
+        issued_by = AccessToken.objects.filter(pk=grant.token_id).values(
+            "federation_rule_id", "workload").get()
         run = Run.objects.create(
+            **issued_by,
             workspace_id=grant.workspace_id, token_id=grant.token_id, user_id=grant.user_id,
             started_at=now, client=params["client"], command=params["command"],
             ip=params["ip"], user_agent=params["agent"], thread_id=params["thread_id"],
             model=params["model"], sandbox_mode=params["sandbox_mode"],
+            last_turn_id=params["turn_id"],
         )
         rollups_add(workspace_id=grant.workspace_id, day=params["day"], user_id=grant.user_id,
                     token_id=grant.token_id, runs=1)

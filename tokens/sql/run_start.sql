@@ -13,7 +13,10 @@
 -- The last-used time moves at most once a minute (`fresh`): the token list sorts by it
 -- through an index, and an update that keeps indexed columns is done in place (HOT). A later
 -- turn of a Codex CLI thread counts on that thread's run instead of recording another (API
--- runs have no thread). The daily and per-token roll-ups count new runs.
+-- runs have no thread), once per turn: a turn the CLI sends again (the same `turn_id` as the last
+-- one counted, as its retries do) is not counted twice. The daily and per-token roll-ups count
+-- new runs. A run started with a token a federation rule issued records the rule and the
+-- workload's claims, from the token.
 WITH f AS (
 SELECT t.id AS token_id, t.name AS token_name, t.expires_at, t.revoked_at, t.last_used_at,
        t.allowed_ips,
@@ -49,16 +52,21 @@ used AS (
            OR (f.role = %(member_role)s
                AND (f.allow_codex_local OR f.custom_grants & 1 <> 0)
                AND (f.allow_access_tokens OR f.custom_grants & 2 <> 0)))
-    RETURNING t.id, t.workspace_id, t.created_by_id
+    RETURNING t.id, t.workspace_id, t.created_by_id, t.federation_rule_id, t.workload
 ),
 run AS (
     INSERT INTO tokens_run (workspace_id, token_id, user_id, started_at, client, command, ip,
-                            user_agent, thread_id, model, sandbox_mode, turns)
+                            user_agent, thread_id, model, sandbox_mode, turns,
+                            federation_rule_id, workload, last_turn_id)
     SELECT workspace_id, id, created_by_id, %(now)s, %(client)s, %(command)s, %(ip)s, %(agent)s,
-           %(thread_id)s, %(model)s, %(sandbox_mode)s, 1
+           %(thread_id)s, %(model)s, %(sandbox_mode)s, 1, federation_rule_id, workload,
+           %(turn_id)s
     FROM used
     ON CONFLICT (token_id, thread_id) WHERE thread_id <> ''
-    DO UPDATE SET turns = tokens_run.turns + 1
+    DO UPDATE SET turns = tokens_run.turns + CASE WHEN %(turn_id)s <> ''
+                                                   AND tokens_run.last_turn_id = %(turn_id)s
+                                              THEN 0 ELSE 1 END,
+                  last_turn_id = %(turn_id)s
     RETURNING id, workspace_id, token_id, user_id, xmax = 0 AS inserted
 ),
 daily AS (

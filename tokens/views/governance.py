@@ -14,7 +14,7 @@ from workspaces.permissions import Perm
 
 from .. import selectors, stats
 from ..forms import GovernanceFilterForm
-from ..models import AccessToken
+from ..models import WORKLOAD_CLAIMS, AccessToken
 
 RUNS_PAGE_SIZE = 50
 
@@ -61,7 +61,7 @@ def governance(request, slug):
 
 def _page(request, membership, found: Selection):
     workspace, form, period = membership.workspace, found.form, found.period
-    page = keyset_page(found.runs.select_related("user", "token"),
+    page = keyset_page(found.runs.select_related("user", "token", "federation_rule"),
                        form.read("after"), time_field="started_at",
                        size=RUNS_PAGE_SIZE)
     days = stats.per_day(workspace, period, found.counted)
@@ -91,17 +91,18 @@ def governance_csv(request, slug):
     runs = found.runs.values_list("pk", "started_at", "user__email", "user__name",
                                   "user__is_service_account", "token__name", "token_id",
                                   "client", "model", "sandbox_mode", "turns", "command", "ip",
-                                  "user_agent", named=True)
+                                  "user_agent", "federation_rule__name", "workload", named=True)
     rows = (
         (r.started_at.isoformat(),
          f"svc:{r.user__name}" if r.user__is_service_account else r.user__email,
          r.token__name, r.token_id, r.client, r.model,
-         r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent)
+         r.sandbox_mode, r.turns, r.command, r.ip, r.user_agent, r.federation_rule__name or "",
+         *((r.workload or {}).get(name, "") for name in WORKLOAD_CLAIMS))
         for r in keyset_rows(runs, time_field="started_at")
     )
     return csv_response(
         f"{slug}-runs.csv",
         ["started_at", "member", "token", "token_id", "client", "model", "sandbox_mode", "turns",
-         "command", "ip", "user_agent"],
+         "command", "ip", "user_agent", "rule", *WORKLOAD_CLAIMS],
         rows,
     )

@@ -212,7 +212,8 @@ def _token_detail_context(membership, token, now):
         event.label = ACTIONS.get(event.action, event.action)
         event.lines = describe(event.details)
     return {"token": token, "runs": runs, "events": events,
-            "allowed_ips": [r for r in token.allowed_ips.split("\n") if r]}
+            "allowed_ips": [r for r in token.allowed_ips.split("\n") if r],
+            "may_manage_federation": can(membership, Perm.MANAGE_FEDERATION)}
 
 
 @never_cache
@@ -225,7 +226,8 @@ def token_detail(request, slug, token_id):
 
 def _detail_page(request, membership, token_id, *, created=None, plaintext=None, status=200):
     """A token's page; after a rotation from it, the new token's page showing it once."""
-    token = _visible_token_or_404(membership, token_id, "revoked_by", "replaces", "replaced_by")
+    token = _visible_token_or_404(membership, token_id, "revoked_by", "replaces", "replaced_by",
+                                  "federation_rule")
     context = _token_detail_context(membership, token, timezone.now())
     context["rotate_form"] = TokenRotateForm() if token.can_rotate else None
     context["overlap_choices"] = OVERLAP_CHOICES

@@ -4,13 +4,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from tokens.services.federation import used_assertions_prune
 from tokens.services.retention import PRUNE_BATCH, runs_prune
 
 
 class Command(BaseCommand):
     help = (
         "Remove runs older than RUN_RETENTION_DAYS (400 by default) from the governance record, "
-        "in small batches, each audited. Meant for cron, daily."
+        "in small batches, each audited, and forget the workload tokens exchanged that have "
+        "expired. Meant for cron, daily."
     )
 
     def add_arguments(self, parser):
@@ -27,3 +29,6 @@ class Command(BaseCommand):
         deleted = runs_prune(before=before, batch=batch)
         self.stdout.write(f"{deleted} run{'s' if deleted != 1 else ''} started before "
                           f"{before:%Y-%m-%d %H:%M} UTC removed.")
+        forgotten = used_assertions_prune(now=timezone.now())
+        self.stdout.write(f"{forgotten} expired workload token{'s' if forgotten != 1 else ''} "
+                          "forgotten (each could be exchanged once).")
