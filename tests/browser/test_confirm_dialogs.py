@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from tests.factories import GroupFactory, make_token
+from tests.factories import GroupFactory, make_service_account, make_token
 from tokens.models import AccessToken
-from workspaces.models import CustomRole, Group, Invitation, Membership
+from workspaces.models import CustomRole, Group, Invitation, Membership, ServiceAccount
 
 TOKENS = "/w/acme/admin/access-tokens/"
 MEMBERS = "/w/acme/admin/members/"
@@ -165,10 +165,32 @@ def delete_federation_rule(cast):
                 "Delete rule", deleted)
 
 
+def _service_account_with_a_token(cast):
+    account, membership = make_service_account(cast["owner"], name="nightly-ci")
+    token, _ = make_token(membership, name="nightly")
+    return account, token
+
+
+def revoke_a_service_accounts_token(cast):
+    account, token = _service_account_with_a_token(cast)
+    return Case(f"/w/acme/admin/service-accounts/{account.pk}/",
+                lambda page: page.get_by_role("button", name="Revoke nightly"),
+                "Revoke token", lambda: revoked(token))
+
+
+def remove_service_account(cast):
+    account, token = _service_account_with_a_token(cast)
+    return Case(f"/w/acme/admin/service-accounts/{account.pk}/",
+                lambda page: page.get_by_role("link", name="Remove service account"),
+                "Remove service account",
+                lambda: not ServiceAccount.objects.filter(pk=account.pk).exists() and revoked(token))
+
+
 CASES = [token_revoke_from_the_list, token_revoke_from_its_page, revoke_selected,
          revoke_all_tokens_of_a_member, remove_member, cancel_invitation, delete_group,
          delete_custom_role_from_the_list, delete_custom_role_from_its_page, shorten_tokens,
-         revoke_suspended_tokens, disable_federation_rule, delete_federation_rule]
+         revoke_suspended_tokens, disable_federation_rule, delete_federation_rule,
+         revoke_a_service_accounts_token, remove_service_account]
 
 
 def test_every_confirm_dialog_of_the_templates_is_here():
