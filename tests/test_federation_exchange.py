@@ -484,3 +484,24 @@ def test_a_disabling_waits_for_an_exchange_under_way_and_revokes_its_token(racin
     assert done == [True]
     token = AccessToken.objects.get(pk=exchanged[0].token.pk)
     assert token.revoked_at is not None
+
+
+def test_a_rule_acting_as_a_service_account_issues_its_tokens(client, issuer, owner):
+    """A team's automation, keyless and personless: the rule's principal is a service account,
+    so the exchanged token acts as svc:<name> (whoami says so) and survives any person leaving."""
+    from .factories import make_service_account
+
+    workspace = owner.workspace
+    workspace.allow_codex_local = workspace.allow_access_tokens = True
+    workspace.save()
+    account, _ = make_service_account(owner, name="release-bot")
+    rule = make_rule(owner, issuer=issuer.url, principal=account.user)
+    response = exchange(client, rule.pk, issuer.sign(github_claims(issuer.url)))
+    assert response.status_code == 200, response.content
+    assert response.json()["user_id"] == f"user-{account.user_id}"
+    token = AccessToken.objects.get()
+    assert token.created_by == account.user and token.federation_rule == rule
+    whoami = client.get("/api/v1/whoami",
+                        headers={"Authorization": f"Bearer {response.json()['access_token']}"})
+    assert whoami.status_code == 200, whoami.content
+    assert whoami.json()["user"] == {"email": None, "service_account": "release-bot"}

@@ -352,6 +352,4 @@ def principal_choices(workspace: Workspace) -> list[tuple[int, str]]:
 
 
 def principal_label(user) -> str:
-    if permissions.is_service_account(user):
-        return f"svc:{user.name}"
-    return user.email
+    return user.handle

@@ -366,10 +366,6 @@ def can_rotate_token(actor: Membership, token) -> bool:
 # Federation rules ----------------------------------------------------------------------------
 
 
-def is_service_account(user) -> bool:
-    return bool(getattr(user, "is_service_account", False))
-
-
 def refuse_principal(actor: Membership, principal: Membership | None) -> str | None:
     """Why `actor` may not name `principal` as a federation rule's principal (None: they may).
 
@@ -382,7 +378,7 @@ def refuse_principal(actor: Membership, principal: Membership | None) -> str | N
         return "Choose a member of this workspace as the principal."
     if actor.role in ADMIN_ROLES or principal.user_id == actor.user_id:
         return None
-    if is_service_account(principal.user):
+    if principal.user.is_service_account:
         return None
     return "Only owners and admins can name another member as a rule's principal."
 
