@@ -117,3 +117,18 @@ def test_a_tokens_page_fits_a_phone_with_each_command_whole(phone, story):
     assert_no_sideways_scrolling(phone)
     assert outside(phone, phone.locator("main td"), PHONE["width"]) == []
     expect(phone.locator("td.command", has_text="update the changelog")).to_have_text(LONG_COMMAND)
+
+
+@pytest.mark.browser
+def test_the_sort_links_show_when_tab_reaches_them_on_a_phone(phone):
+    """The stacked list hides its header row from sight; a keyboard user who tabs into it sees
+    the sort link that has the focus, inside the screen."""
+    phone.goto("/w/acme/admin/access-tokens/")
+    link = phone.locator("thead a").first
+    assert link.count() == 1
+    link.focus()
+    expect(link).to_be_focused()
+    box = link.bounding_box()
+    assert box["width"] > 20 and box["height"] > 10, box
+    assert 0 <= box["x"] and box["x"] + box["width"] <= PHONE["width"], box
+    assert_no_sideways_scrolling(phone)
