@@ -78,7 +78,9 @@ class TokenQuerySet(models.QuerySet):
         """Active tokens that expire within a week and were made to live longer than a week,
         or expire today (UTC) and were made to live longer than a day: the banner's, the list's
         and the expiry reminders' one rule."""
-        return self.active(now).filter(
+        # The outer bound (the later of the two) lets the expiry index bound the scan; the two
+        # branches then only look at lifetimes.
+        return self.active(now).filter(expires_at__lte=max(now + SOON, end_of_day(now))).filter(
             Q(expires_at__lte=now + SOON, expires_at__gt=F("created_at") + SOON)
             | Q(expires_at__lte=end_of_day(now), expires_at__gt=F("created_at") + DAY))
 
